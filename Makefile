@@ -1,0 +1,37 @@
+# cdpload: `make demo` runs a load end to end against the bundled emulator; `make test`
+# runs every check. `make help` lists the targets.
+
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+BIN     := bin
+
+.PHONY: help build demo test check bench fuzz clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+build: ## build bin/cdpload and bin/cdpemu
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/cdpload ./cmd/cdpload
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/cdpemu ./cmd/cdpemu
+
+demo: build ## load the examples into a local emulator and show the result
+	bash scripts/demo.sh
+
+check: ## gofmt and go vet
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+test: check ## gofmt, go vet and every test under the race detector
+	$(GO) test -race -count=1 ./...
+
+bench: ## the per-row benchmarks (parse, map, encode) with allocations
+	$(GO) test -run '^$$' -bench . -benchmem ./source/ ./loader/...
+
+FUZZTIME ?= 30s
+fuzz: ## run each fuzz target for FUZZTIME (default 30s)
+	$(GO) test -run '^$$' -fuzz '^FuzzCSV$$' -fuzztime $(FUZZTIME) ./source/
+	$(GO) test -run '^$$' -fuzz '^FuzzJSONL$$' -fuzztime $(FUZZTIME) ./source/
+
+clean: ## remove built binaries and demo state
+	rm -rf $(BIN) .demo

@@ -1,0 +1,78 @@
+// Package checkpoint keeps the state that lets an interrupted load resume where it stopped:
+// which input it was reading (Identity), with which options, and how far every record is
+// settled (State). State is saved atomically, and a Lock keeps two runs off one checkpoint.
+//
+// A checkpoint holds positions, counts and option values only: never a profile value, a
+// token or any other secret.
+package checkpoint
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+)
+
+// HeadSize is how many bytes at the start of the input Identity hashes.
+const HeadSize = 64 << 10
+
+// Identity tells whether the input file is still the one a checkpoint was made for.
+type Identity struct {
+	Path       string    `json:"path"`       // as given on the command line; for messages only
+	Size       int64     `json:"size"`       // bytes
+	ModTime    time.Time `json:"modTime"`    // in UTC
+	HeadSHA256 string    `json:"headSHA256"` // hex SHA-256 of the first HeadSize bytes
+}
+
+// Identify returns the identity of the file at path.
+func Identify(path string) (Identity, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Identity{}, fmt.Errorf("input %s: %w", path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return Identity{}, fmt.Errorf("input %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return Identity{}, fmt.Errorf("input %s is not a regular file: it cannot be resumed", path)
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, io.LimitReader(f, HeadSize)); err != nil {
+		return Identity{}, fmt.Errorf("input %s: %w", path, err)
+	}
+	return Identity{
+		Path:       path,
+		Size:       fi.Size(),
+		ModTime:    fi.ModTime().UTC(),
+		HeadSHA256: hex.EncodeToString(h.Sum(nil)),
+	}, nil
+}
+
+// Equal reports whether id and other are the same input: same size, modification time and
+// first HeadSize bytes. The path is not compared: a file moved or named differently (relative
+// or absolute) is still the same input.
+func (id Identity) Equal(other Identity) bool {
+	return id.Diff(other) == ""
+}
+
+// Diff names what differs from id to other, for messages, e.g.
+// "size 1200 → 1350, content of the first 64 KiB"; it is empty when they are Equal.
+func (id Identity) Diff(other Identity) string {
+	var d []string
+	if id.Size != other.Size {
+		d = append(d, fmt.Sprintf("size %d → %d", id.Size, other.Size))
+	}
+	if !id.ModTime.Equal(other.ModTime) {
+		d = append(d, fmt.Sprintf("modification time %s → %s",
+			id.ModTime.UTC().Format(time.RFC3339Nano), other.ModTime.UTC().Format(time.RFC3339Nano)))
+	}
+	if id.HeadSHA256 != other.HeadSHA256 {
+		d = append(d, "content of the first 64 KiB")
+	}
+	return strings.Join(d, ", ")
+}

@@ -1,0 +1,321 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"cdpload/loader"
+	"cdpload/sink/cdpemu"
+)
+
+// raceEnabled is set when the tests run under the race detector, so that the binary under
+// test is built with it too.
+var raceEnabled bool
+
+// cdploadBin is the command under test, built once by TestMain.
+var cdploadBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "cdpload-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	cdploadBin = filepath.Join(dir, "cdpload")
+	args := []string{"build", "-o", cdploadBin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, ".")...)
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building cdpload:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const testToken = "e2e-token-5f1c"
+
+// emulator starts an in-process cdpemu on loopback, wrapped by wrap if it is not nil.
+func emulator(t *testing.T, cfg cdpemu.Config, wrap func(http.Handler) http.Handler) (*cdpemu.Server, string) {
+	t.Helper()
+	if cfg.Tokens == nil {
+		cfg.Tokens = map[string][]string{testToken: {"cdp:profiles:write"}}
+	}
+	emu, err := cdpemu.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h http.Handler = emu
+	if wrap != nil {
+		h = wrap(emu)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return emu, srv.URL + "/public/v1"
+}
+
+// result is how a cdpload process ended.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// cdpload runs the command with the token in the environment and waits for it.
+func cdpload(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	cmd := command(env, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{code: code, stdout: out.String(), stderr: errb.String()}
+}
+
+func command(env []string, args ...string) *exec.Cmd {
+	cmd := exec.Command(cdploadBin, args...)
+	cmd.Env = append(os.Environ(), "CDP_TOKEN="+testToken)
+	cmd.Env = append(cmd.Env, env...)
+	return cmd
+}
+
+// testFile is a generated profiles file and what loading it must give.
+type testFile struct {
+	path     string
+	want     map[string]map[string]any // customer_id → final profile
+	bad      map[int64]string          // record number → reject code
+	badRaw   []string                  // the bad rows' lines, in file order
+	rows     int64
+	accepted int64
+}
+
+var testColumns = []string{"customer_id", "email", "first_name", "tier", "orders_count", "lifetime_value", "opted_in", "last_order_at", "birth_date"}
+
+// writeCSV generates n records: new profiles, updates of a profile a few lines after it
+// (the later row must win), empty cells (the field must stay unchanged), and deliberately
+// bad rows of each local kind.
+func writeCSV(t *testing.T, dir string, n int) *testFile {
+	t.Helper()
+	tf := &testFile{path: filepath.Join(dir, "profiles.csv"), want: map[string]map[string]any{}, bad: map[int64]string{}}
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	w.Write(testColumns)
+	w.Flush()
+	tiers := []string{"bronze", "silver", "gold", "platinum"}
+	var ids []string
+	for i := 1; i <= n; i++ {
+		num := int64(i)
+		id := fmt.Sprintf("C%06d", i)
+		cells := map[string]string{
+			"customer_id":    id,
+			"email":          fmt.Sprintf("p%d@example.com", i),
+			"first_name":     fmt.Sprintf("Zoë \"%d\", jr", i),
+			"tier":           tiers[i%4],
+			"orders_count":   strconv.Itoa(i % 50),
+			"lifetime_value": fmt.Sprintf("%d.25", i),
+			"opted_in":       []string{"yes", "No", "TRUE", "0"}[i%4],
+			"last_order_at":  fmt.Sprintf("2026-%02d-%02dT10:00:00Z", 1+i%12, 1+i%28),
+			"birth_date":     fmt.Sprintf("19%02d-%02d-%02d", 50+i%50, 1+i%12, 1+i%28),
+		}
+		if i%10 == 0 && len(ids) > 3 { // update the profile of three rows back
+			prev := ids[len(ids)-3]
+			cells = map[string]string{"customer_id": prev, "email": "p" + strings.TrimLeft(prev[1:], "0") + "@example.com",
+				"tier": "updated-" + strconv.Itoa(i), "orders_count": strconv.Itoa(1000 + i)}
+		} else {
+			ids = append(ids, id)
+		}
+		if i%7 == 0 {
+			cells["first_name"] = "" // omitted: unchanged
+		}
+		bad := ""
+		switch {
+		case i%97 == 0:
+			cells["last_order_at"] = "2026-03-04 10:00:00" // naive
+			bad = "bad_value"
+		case i%101 == 0:
+			cells["customer_id"] = ""
+			bad = "missing_key"
+		case i%113 == 0:
+			cells["orders_count"] = "12.5"
+			bad = "bad_value"
+		}
+		start := buf.Len()
+		if i%131 == 0 {
+			fmt.Fprintf(&buf, "%s,%s\n", cells["customer_id"], cells["email"]) // ragged
+			bad = "ragged_row"
+		} else {
+			rec := make([]string, len(testColumns))
+			for j, c := range testColumns {
+				rec[j] = cells[c]
+			}
+			w.Write(rec)
+			w.Flush()
+		}
+		tf.rows++
+		if bad != "" {
+			tf.bad[num] = bad
+			tf.badRaw = append(tf.badRaw, buf.String()[start:])
+			continue
+		}
+		tf.accepted++
+		p := tf.want[cells["customer_id"]]
+		if p == nil {
+			p = map[string]any{}
+			tf.want[cells["customer_id"]] = p
+		}
+		for c, v := range cells {
+			if v == "" {
+				continue
+			}
+			p[c] = typed(c, v)
+		}
+	}
+	if err := os.WriteFile(tf.path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return tf
+}
+
+// typed is what the API must hold for a cell of the generated file.
+func typed(col, v string) any {
+	switch col {
+	case "orders_count", "lifetime_value":
+		f, _ := strconv.ParseFloat(v, 64)
+		return f
+	case "opted_in":
+		switch strings.ToLower(v) {
+		case "yes", "true", "1":
+			return true
+		}
+		return false
+	}
+	return v
+}
+
+// checkState asserts that the emulator holds exactly the profiles the file describes.
+func checkState(t *testing.T, emu *cdpemu.Server, want map[string]map[string]any) {
+	t.Helper()
+	if got := len(emu.Profiles()); got != len(want) {
+		t.Errorf("emulator holds %d profiles, want %d", got, len(want))
+	}
+	bad := 0
+	for id, wp := range want {
+		gp, ok := emu.Profile("customer_id", id)
+		if !ok {
+			t.Errorf("profile %s missing", id)
+			bad++
+		} else if g, w := generic(t, gp), generic(t, wp); !reflect.DeepEqual(g, w) {
+			t.Errorf("profile %s:\n got %v\nwant %v", id, g, w)
+			bad++
+		}
+		if bad > 5 {
+			t.Fatal("too many differences")
+		}
+	}
+}
+
+// generic passes v through JSON, so that numbers compare as float64 whatever their type.
+func generic(t *testing.T, v any) any {
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out any
+	json.Unmarshal(data, &out)
+	return out
+}
+
+// checkRejects asserts that the rejects hold exactly the bad rows, each once, in order.
+func checkRejects(t *testing.T, tf *testFile, header string) {
+	t.Helper()
+	rejects := strings.TrimSuffix(tf.path, ".csv") + ".rejects.csv"
+	data, err := os.ReadFile(rejects)
+	if err != nil {
+		t.Fatalf("rejects: %v", err)
+	}
+	if want := header + strings.Join(tf.badRaw, ""); string(data) != want {
+		t.Errorf("rejects file:\n got %q\nwant %q", data, want)
+	}
+	f, err := os.Open(rejects + ".log.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	seen := map[int64]bool{}
+	sc := bufio.NewScanner(f)
+	var last int64
+	for sc.Scan() {
+		var r loader.Reject
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("log line %q: %v", sc.Text(), err)
+		}
+		if seen[r.Row] {
+			t.Errorf("row %d twice in the rejects log", r.Row)
+		}
+		seen[r.Row] = true
+		if r.Row <= last {
+			t.Errorf("rejects log out of order: row %d after %d", r.Row, last)
+		}
+		last = r.Row
+		if want, ok := tf.bad[r.Row]; !ok {
+			t.Errorf("row %d rejected (%s %s: %s) but it is good", r.Row, r.Stage, r.Code, r.Message)
+		} else if r.Code != want {
+			t.Errorf("row %d rejected with %s, want %s", r.Row, r.Code, want)
+		}
+	}
+	if len(seen) != len(tf.bad) {
+		t.Errorf("rejects log has %d rows, want %d", len(seen), len(tf.bad))
+	}
+	for _, p := range []string{rejects, rejects + ".log.jsonl"} {
+		if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, err %v; want 0600", p, st.Mode().Perm(), err)
+		}
+	}
+}
+
+func readSummary(t *testing.T, path string) loader.Summary {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s loader.Summary
+	if err := json.Unmarshal(data, &s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// waitFor polls cond every 10 ms until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

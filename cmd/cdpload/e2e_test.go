@@ -1,0 +1,338 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"cdpload/checkpoint"
+	"cdpload/sink/cdpemu"
+)
+
+const header = "customer_id,email,first_name,tier,orders_count,lifetime_value,opted_in,last_order_at,birth_date\n"
+
+// A CSV with updates of one profile a few lines apart, sent by 16 workers to a server
+// whose latency varies, ends in the state of each profile's last row; every row is
+// accepted or in the rejects, once.
+func TestLoadCSVEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	tf := writeCSV(t, dir, 2000)
+	emu, url := emulator(t, cdpemu.Config{Latency: time.Millisecond, Jitter: time.Millisecond, Seed: 1}, nil)
+	summary := filepath.Join(dir, "summary.json")
+
+	res := cdpload(t, nil, "load", "--base-url", url, "--workers", "16", "--rate", "0",
+		"--progress", "none", "--summary", summary, tf.path)
+	if res.code != exitRejected {
+		t.Fatalf("exit %d, want %d (finished with rejects)\n%s", res.code, exitRejected, res.stderr)
+	}
+	checkState(t, emu, tf.want)
+	checkRejects(t, tf, header)
+	if st := emu.Stats(); st.ConcurrentSameProfile != 0 {
+		t.Errorf("%d upserts of one profile were in flight at once", st.ConcurrentSameProfile)
+	}
+	s := readSummary(t, summary)
+	if s.Read != tf.rows || s.Accepted != tf.accepted || s.Rejected != int64(len(tf.bad)) || s.Unfinished != 0 {
+		t.Errorf("summary read %d accepted %d rejected %d unfinished %d; want %d %d %d 0",
+			s.Read, s.Accepted, s.Rejected, s.Unfinished, tf.rows, tf.accepted, len(tf.bad))
+	}
+	if st, _ := os.Stat(summary); st.Mode().Perm() != 0o600 {
+		t.Errorf("summary mode %v", st.Mode().Perm())
+	}
+	ck, err := checkpoint.Load(tf.path + ".cdpload.ckpt")
+	if err != nil || !ck.Done || ck.Watermark != tf.rows {
+		t.Fatalf("checkpoint %+v, %v: want done at %d", ck, err, tf.rows)
+	}
+
+	// A second run finds the checkpoint finished: exit 0, nothing sent.
+	before := emu.Stats().Requests
+	res = cdpload(t, nil, "load", "--base-url", url, "--progress", "none", tf.path)
+	if res.code != exitOK || !strings.Contains(res.stderr, "already") {
+		t.Fatalf("second run: exit %d, want 0 and 'already'\n%s", res.code, res.stderr)
+	}
+	if after := emu.Stats().Requests; after != before {
+		t.Errorf("second run sent %d requests", after-before)
+	}
+}
+
+func TestLoadJSONL(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "p.jsonl")
+	lines := []string{
+		`{"customer_id":"A1","email":"a1@example.com","tier":"gold","orders_count":3,"opted_in":true}`,
+		`{"customer_id":"A2","email":"a2@example.com","lifetime_value":12.5,"last_order_at":"2026-01-02T03:04:05Z"}`,
+		``,
+		`{"customer_id":"A1","tier":null,"first_name":"Ann"}`,
+		`[1,2,3]`,
+		`{"customer_id":"A3","last_order_at":"2026-01-02T03:04:05"}`,
+		`{"email":"nokey@example.com"}`,
+		`{"customer_id":"A2","orders_count":"7"}`,
+	}
+	os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o644)
+	emu, url := emulator(t, cdpemu.Config{}, nil)
+	res := cdpload(t, nil, "load", "--base-url", url, "--progress", "none", path)
+	if res.code != exitRejected {
+		t.Fatalf("exit %d\n%s", res.code, res.stderr)
+	}
+	checkState(t, emu, map[string]map[string]any{
+		"A1": {"customer_id": "A1", "email": "a1@example.com", "orders_count": 3, "opted_in": true, "first_name": "Ann"},
+		"A2": {"customer_id": "A2", "email": "a2@example.com", "lifetime_value": 12.5, "last_order_at": "2026-01-02T03:04:05Z", "orders_count": 7},
+	})
+	data, _ := os.ReadFile(filepath.Join(dir, "p.rejects.jsonl"))
+	want := lines[4] + "\n" + lines[5] + "\n" + lines[6] + "\n"
+	if string(data) != want {
+		t.Errorf("rejects:\n got %q\nwant %q", data, want)
+	}
+	log, _ := os.ReadFile(filepath.Join(dir, "p.rejects.jsonl.log.jsonl"))
+	for _, w := range []string{`"row":4,"line":5`, `"row":5,"line":6`, `"row":6,"line":7`, `"not_object"`, `"missing_key"`} {
+		if !strings.Contains(string(log), w) {
+			t.Errorf("rejects log lacks %s:\n%s", w, log)
+		}
+	}
+}
+
+// A 401 in the middle of a run stops it with exit 1 after at most --workers more requests;
+// the checkpoint holds, and a resume with a good token finishes the file exactly.
+func TestUnauthorizedStopsAndResumes(t *testing.T) {
+	dir := t.TempDir()
+	tf := writeCSV(t, dir, 1000)
+	const workers = 8
+	var (
+		upserts    atomic.Int64
+		refusing   atomic.Bool
+		afterFirst atomic.Int64
+		firstSent  atomic.Bool
+	)
+	emu, url := emulator(t, cdpemu.Config{Latency: time.Millisecond}, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/profiles/upsert") && refusing.Load() {
+				if firstSent.Load() {
+					afterFirst.Add(1)
+				}
+				if upserts.Add(1) > 200 {
+					firstSent.Store(true)
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(http.StatusUnauthorized)
+					w.Write([]byte(`{"success":false,"error":{"code":"CDP_ETL.AUTH.UNAUTHORIZED","message":"token expired"}}`))
+					return
+				}
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	refusing.Store(true)
+	res := cdpload(t, nil, "load", "--base-url", url, "--workers", "8", "--rate", "0", "--progress", "none", tf.path)
+	if res.code != exitStopped {
+		t.Fatalf("exit %d, want 1\n%s", res.code, res.stderr)
+	}
+	if n := afterFirst.Load(); n > workers {
+		t.Errorf("%d requests after the first 401, want at most %d", n, workers)
+	}
+	if !strings.Contains(res.stderr, "401") {
+		t.Errorf("stderr does not name the 401:\n%s", res.stderr)
+	}
+	ck, err := checkpoint.Load(tf.path + ".cdpload.ckpt")
+	if err != nil || ck.Done || ck.Watermark > 200 {
+		t.Fatalf("checkpoint after the 401: %+v, %v", ck, err)
+	}
+
+	refusing.Store(false)
+	res = cdpload(t, nil, "load", "--base-url", url, "--workers", "8", "--rate", "0", "--progress", "none", tf.path)
+	if res.code != exitRejected {
+		t.Fatalf("resume: exit %d\n%s", res.code, res.stderr)
+	}
+	checkState(t, emu, tf.want)
+	checkRejects(t, tf, header)
+}
+
+// A 429 with Retry-After: 1 pauses the whole pool for a second, and the run completes.
+func TestRateLimitedPausesPool(t *testing.T) {
+	dir := t.TempDir()
+	tf := writeCSV(t, dir, 300)
+	var (
+		mu       sync.Mutex
+		arrivals []time.Time
+		first429 time.Time
+		n        atomic.Int64
+	)
+	emu, url := emulator(t, cdpemu.Config{}, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/profiles/upsert") {
+				now := time.Now()
+				mu.Lock()
+				arrivals = append(arrivals, now)
+				if n.Add(1) == 50 {
+					first429 = now
+				}
+				limited := !first429.IsZero() && now.Sub(first429) < 200*time.Millisecond
+				mu.Unlock()
+				if limited {
+					w.Header().Set("Retry-After", "1")
+					w.WriteHeader(http.StatusTooManyRequests)
+					w.Write([]byte(`{"success":false,"error":{"code":"CDP_ETL.RATE.LIMITED","message":"slow down"}}`))
+					return
+				}
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	res := cdpload(t, nil, "load", "--base-url", url, "--workers", "8", "--rate", "0", "--progress", "none", tf.path)
+	if res.code != exitRejected {
+		t.Fatalf("exit %d\n%s", res.code, res.stderr)
+	}
+	checkState(t, emu, tf.want)
+	checkRejects(t, tf, header)
+	mu.Lock()
+	defer mu.Unlock()
+	for _, a := range arrivals {
+		if d := a.Sub(first429); d > 100*time.Millisecond && d < 900*time.Millisecond {
+			t.Fatalf("a request arrived %v after the 429 that asked for a 1s pause", d)
+		}
+	}
+}
+
+// A run killed with SIGKILL mid-file and started again ends in the file's state, with no
+// reject written twice.
+func TestKillAndResume(t *testing.T) {
+	dir := t.TempDir()
+	tf := writeCSV(t, dir, 20000)
+	emu, url := emulator(t, cdpemu.Config{Latency: 200 * time.Microsecond}, nil)
+	args := []string{"load", "--base-url", url, "--workers", "8", "--rate", "0", "--progress", "none",
+		"--checkpoint-interval", "50ms", tf.path}
+	ckpt := tf.path + ".cdpload.ckpt"
+	for kill := 1; kill <= 3; kill++ {
+		cmd := command(nil, args...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var mark int64
+		if kill > 1 {
+			ck, _ := checkpoint.Load(ckpt)
+			mark = ck.Watermark
+		}
+		waitFor(t, 60*time.Second, "checkpoint progress", func() bool {
+			ck, err := checkpoint.Load(ckpt)
+			return err == nil && ck.Watermark > mark+2000
+		})
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+	}
+	res := cdpload(t, nil, args...)
+	if res.code != exitRejected {
+		t.Fatalf("final run: exit %d\n%s", res.code, res.stderr)
+	}
+	checkState(t, emu, tf.want)
+	checkRejects(t, tf, header)
+}
+
+// SIGTERM drains, writes the checkpoint and exits 143; the next run finishes the file.
+func TestSIGTERMThenResume(t *testing.T) {
+	dir := t.TempDir()
+	tf := writeCSV(t, dir, 5000)
+	emu, url := emulator(t, cdpemu.Config{Latency: time.Millisecond}, nil)
+	summary := filepath.Join(dir, "s.json")
+	args := []string{"load", "--base-url", url, "--workers", "4", "--rate", "0", "--progress", "none",
+		"--summary", summary, tf.path}
+	cmd := command(nil, args...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "some rows loaded", func() bool { return emu.Stats().UpsertsApplied > 500 })
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != exitTerminated {
+		t.Fatalf("exit %d after SIGTERM, want 143", code)
+	}
+	s := readSummary(t, summary)
+	if s.Status != "interrupted" || s.Read != s.Accepted+s.Rejected+s.Unfinished {
+		t.Fatalf("summary after SIGTERM: %+v", s)
+	}
+	res := cdpload(t, nil, args...)
+	if res.code != exitRejected {
+		t.Fatalf("resume: exit %d\n%s", res.code, res.stderr)
+	}
+	s2 := readSummary(t, summary)
+	if s2.Skipped+s2.Read != tf.rows {
+		t.Errorf("resume skipped %d and read %d of %d rows", s2.Skipped, s2.Read, tf.rows)
+	}
+	checkState(t, emu, tf.want)
+	checkRejects(t, tf, header)
+}
+
+func TestUsageAndConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	_, url := emulator(t, cdpemu.Config{}, nil)
+	good := filepath.Join(dir, "good.csv")
+	os.WriteFile(good, []byte("customer_id,email\nC1,a@example.com\n"), 0o644)
+	unknown := filepath.Join(dir, "unknown.csv")
+	os.WriteFile(unknown, []byte("customer_id,Favourite Colour,emial\nC1,red,x\n"), 0o644)
+
+	for _, tc := range []struct {
+		name string
+		env  []string
+		args []string
+		code int
+		want []string
+	}{
+		{"token flag", nil, []string{"load", "--token", "s3cret", good}, exitUsage, []string{"CDP_TOKEN", "--token-file"}},
+		{"no token", []string{"CDP_TOKEN="}, []string{"load", "--base-url", url, good}, exitUsage, []string{"CDP_TOKEN"}},
+		{"unknown columns", nil, []string{"load", "--base-url", url, unknown}, exitUsage, []string{"Favourite Colour", "emial", "email"}},
+		{"bad flag value", nil, []string{"load", "--workers", "0", good}, exitUsage, []string{"--workers"}},
+		{"env flag", []string{"CDPLOAD_EMPTY=sometimes"}, []string{"load", "--base-url", url, good}, exitUsage, []string{"--empty"}},
+		{"missing file", nil, []string{"load", "--base-url", url, filepath.Join(dir, "nope.csv")}, exitUsage, []string{"nope.csv"}},
+		{"wrong token", []string{"CDP_TOKEN=wrong"}, []string{"load", "--base-url", url, good}, exitStopped, []string{"401"}},
+		{"unknown command", nil, []string{"frobnicate"}, exitUsage, []string{"frobnicate"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := cdpload(t, tc.env, append(tc.args[:1:1], append([]string{"--progress", "none"}, tc.args[1:]...)...)...)
+			if tc.args[0] == "frobnicate" {
+				res = cdpload(t, tc.env, tc.args...)
+			}
+			if res.code != tc.code {
+				t.Fatalf("exit %d, want %d\n%s", res.code, tc.code, res.stderr)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(res.stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, res.stderr)
+				}
+			}
+			if strings.Contains(res.stderr, "s3cret") || strings.Contains(res.stderr, testToken) {
+				t.Errorf("stderr shows the token:\n%s", res.stderr)
+			}
+		})
+	}
+}
+
+// validate sends nothing and writes the rejects a load would write.
+func TestValidate(t *testing.T) {
+	dir := t.TempDir()
+	tf := writeCSV(t, dir, 500)
+	schema, _ := filepath.Abs("../../examples/schema.json")
+	summary := filepath.Join(dir, "v.json")
+	res := cdpload(t, []string{"CDP_TOKEN="}, "validate", "--schema", schema, "--summary", summary, "--progress", "none", tf.path)
+	if res.code != exitRejected {
+		t.Fatalf("exit %d\n%s", res.code, res.stderr)
+	}
+	s := readSummary(t, summary)
+	if s.Accepted != tf.accepted || s.Rejected != int64(len(tf.bad)) {
+		t.Errorf("validate: valid %d rejected %d, want %d %d", s.Accepted, s.Rejected, tf.accepted, len(tf.bad))
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, "profiles.validate.rejects.csv"))
+	if want := header + strings.Join(tf.badRaw, ""); string(data) != want {
+		t.Errorf("validate rejects:\n got %q\nwant %q", data, want)
+	}
+	if _, err := os.Stat(tf.path + ".cdpload.ckpt"); err == nil {
+		t.Error("validate wrote a checkpoint")
+	}
+	var js map[string]any
+	raw, _ := os.ReadFile(summary)
+	if json.Unmarshal(raw, &js) != nil {
+		t.Error("summary is not JSON")
+	}
+}

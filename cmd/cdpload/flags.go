@@ -1,0 +1,220 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+)
+
+// options are the flags of load and validate. Every flag may also come from the
+// environment as CDPLOAD_<FLAG> (upper case, dashes as underscores); a flag on the command
+// line wins over the environment.
+type options struct {
+	baseURL    string
+	tokenFile  string
+	schemaFile string
+
+	matchKey  string
+	format    string
+	delimiter string
+	mapping   string
+	empty     string
+	nullValue string
+
+	rate          float64
+	burst         int
+	workers       int
+	maxRetries    int
+	maxRetryAfter time.Duration
+	timeout       time.Duration
+	caFile        string
+
+	stateDir           string
+	checkpoint         string
+	checkpointInterval time.Duration
+	restart            bool
+	rejects            string
+	maxErrors          int64
+	drainTimeout       time.Duration
+
+	progress  string
+	logFormat string
+	logValues bool
+	summary   string
+
+	files []string
+}
+
+// defaultBaseURL is the Profiles API's address from the vendor's page.
+const defaultBaseURL = "https://api.experiture.ai/public/v1"
+
+// newFlagSet declares the flags of load and validate into o. Each usage line gives an
+// example, as --help shows it.
+func newFlagSet(cmd string, o *options, out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("cdpload "+cmd, flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&o.baseURL, "base-url", defaultBaseURL, "Profiles API base URL (also CDP_BASE_URL), e.g. --base-url http://127.0.0.1:8080/public/v1")
+	fs.StringVar(&o.tokenFile, "token-file", "", "file holding the bearer token; without it the token comes from CDP_TOKEN, e.g. --token-file /var/run/secrets/cdp/token")
+	fs.StringVar(&o.schemaFile, "schema", "", "read the profiles schema from this JSON or YAML file instead of GET /metadata/objects/profiles, e.g. --schema examples/schema.json")
+	fs.StringVar(&o.matchKey, "match-key", "", "identity field to match profiles on (default: the mapping's matchKey, else the schema's primary key), e.g. --match-key email")
+	fs.StringVar(&o.format, "format", "", "input format csv, tsv or jsonl (default: from the file name; .gz is read as gzip), e.g. --format jsonl")
+	fs.StringVar(&o.delimiter, "delimiter", "", "CSV field delimiter, one character or \\t (default , for csv, tab for tsv), e.g. --delimiter ';'")
+	fs.StringVar(&o.mapping, "mapping", "", "mapping file, YAML or a CSV sheet, to rename, drop, set and transform columns, e.g. --mapping examples/mapping.yaml")
+	fs.StringVar(&o.empty, "empty", "omit", "what an empty CSV cell means: omit (leave the field unchanged) or null (clear it), e.g. --empty null")
+	fs.StringVar(&o.nullValue, "null-value", "", "CSV cell text that means null (clear the field), e.g. --null-value '\\N'")
+	fs.Float64Var(&o.rate, "rate", 50, "requests per second over all workers, retries included; 0 is unlimited, e.g. --rate 200")
+	fs.IntVar(&o.burst, "burst", 0, "requests allowed above --rate in a burst (default: a tenth of --rate, at least 1), e.g. --burst 20")
+	fs.IntVar(&o.workers, "workers", 8, "concurrent requests, e.g. --workers 32")
+	fs.IntVar(&o.maxRetries, "max-retries", 5, "retries of a row after a 5xx, a timeout or a reset, before it is rejected, e.g. --max-retries 8")
+	fs.DurationVar(&o.maxRetryAfter, "max-retry-after", 5*time.Minute, "longest pause a 429's Retry-After may impose, e.g. --max-retry-after 1m")
+	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "per-request timeout, e.g. --timeout 10s")
+	fs.StringVar(&o.caFile, "ca-file", "", "PEM file of extra CA certificates to trust (TLS is always verified), e.g. --ca-file /etc/ssl/corp-ca.pem")
+	fs.StringVar(&o.stateDir, "state-dir", "", "folder for checkpoints and rejects (default: the input's folder), e.g. --state-dir /var/lib/cdpload")
+	fs.StringVar(&o.checkpoint, "checkpoint", "", "checkpoint file (default: <state-dir>/<input name>.cdpload.ckpt; one input only), e.g. --checkpoint /state/profiles.ckpt")
+	fs.DurationVar(&o.checkpointInterval, "checkpoint-interval", time.Second, "how often the checkpoint is written, e.g. --checkpoint-interval 5s")
+	fs.BoolVar(&o.restart, "restart", false, "ignore an existing checkpoint and start from the first row")
+	fs.StringVar(&o.rejects, "rejects", "", "rejects file; its log is PATH.log.jsonl (default: <state-dir>/<stem>.rejects.<ext>; one input only), e.g. --rejects /state/bad.csv")
+	fs.Int64Var(&o.maxErrors, "max-errors", 0, "stop the run when more than this many rows are rejected; 0 is no limit, e.g. --max-errors 1000")
+	fs.DurationVar(&o.drainTimeout, "drain-timeout", 20*time.Second, "on SIGINT/SIGTERM, how long in-flight requests may finish, e.g. --drain-timeout 10s")
+	fs.StringVar(&o.progress, "progress", "auto", "auto (a bar on a terminal, else a log line every 10s), bar, log or none, e.g. --progress log")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format on standard error: text or json, e.g. --log-format json")
+	fs.BoolVar(&o.logValues, "log-values", false, "allow profile values (match-key values) in log lines")
+	fs.StringVar(&o.summary, "summary", "", "also write the summary as JSON to this file, e.g. --summary /state/summary.json")
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: cdpload %s [flags] FILE...\n\n", cmd)
+		if cmd == "validate" {
+			fmt.Fprint(out, "Parses, maps and checks every row against the schema; sends nothing; writes the rejects it\nwould write (as <stem>.validate.rejects.<ext>).\n\n")
+		} else {
+			fmt.Fprint(out, "Loads each FILE (csv, tsv, jsonl, ndjson, each optionally .gz; - is standard input) into the\nCDP, one upsert per row. The token comes from CDP_TOKEN or --token-file, never from a flag.\n\n")
+		}
+		fmt.Fprint(out, "Flags (each also from the environment as CDPLOAD_<FLAG>, e.g. CDPLOAD_RATE=200):\n")
+		fs.PrintDefaults()
+		fmt.Fprint(out, "\nExit codes: 0 all accepted; 1 stopped early (run again to resume); 2 usage or\nconfiguration error; 3 finished with rejected rows; 130/143 interrupted (run again to resume).\n")
+	}
+	return fs
+}
+
+// parseFlags reads args and then the environment into o. Flags may come before or after
+// the files. getenv is os.Getenv outside tests.
+func parseFlags(cmd string, args []string, out io.Writer, getenv func(string) string) (*options, error) {
+	for _, a := range args {
+		name := strings.TrimLeft(strings.SplitN(a, "=", 2)[0], "-")
+		if strings.HasPrefix(a, "-") && name == "token" {
+			return nil, &usageError{msg: "there is no --token flag, so that the token never shows in the process list: set CDP_TOKEN or use --token-file FILE"}
+		}
+		if a == "--" {
+			break
+		}
+	}
+	o := &options{}
+	fs := newFlagSet(cmd, o, out)
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, &usageError{msg: err.Error()}
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		o.files = append(o.files, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || envErr != nil {
+			return
+		}
+		env := "CDPLOAD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		v := getenv(env)
+		if v == "" && f.Name == "base-url" {
+			env, v = "CDP_BASE_URL", getenv("CDP_BASE_URL")
+		}
+		if v == "" {
+			return
+		}
+		if err := fs.Set(f.Name, v); err != nil {
+			envErr = &usageError{msg: fmt.Sprintf("%s: %v", env, err)}
+		}
+	})
+	if envErr != nil {
+		return nil, envErr
+	}
+	return o, o.check()
+}
+
+// check rejects option values that cannot work, before anything is opened.
+func (o *options) check() error {
+	bad := func(format string, a ...any) error { return &usageError{msg: fmt.Sprintf(format, a...)} }
+	switch {
+	case len(o.files) == 0:
+		return bad("no input file given: cdpload load [flags] FILE... (- is standard input)")
+	case len(o.files) > 1 && o.checkpoint != "":
+		return bad("--checkpoint names one file's checkpoint; with several inputs use --state-dir")
+	case len(o.files) > 1 && o.rejects != "":
+		return bad("--rejects names one file's rejects; with several inputs use --state-dir")
+	case o.workers < 1 || o.workers > 1024:
+		return bad("--workers must be from 1 to 1024, not %d", o.workers)
+	case o.rate < 0:
+		return bad("--rate must be 0 (unlimited) or more, not %g", o.rate)
+	case o.burst < 0:
+		return bad("--burst must not be negative")
+	case o.maxRetries < 0:
+		return bad("--max-retries must not be negative")
+	case o.timeout <= 0:
+		return bad("--timeout must be positive")
+	case o.empty != "omit" && o.empty != "null":
+		return bad("--empty must be omit or null, not %q", o.empty)
+	case o.progress != "auto" && o.progress != "bar" && o.progress != "log" && o.progress != "none":
+		return bad("--progress must be auto, bar, log or none, not %q", o.progress)
+	case o.logFormat != "text" && o.logFormat != "json":
+		return bad("--log-format must be text or json, not %q", o.logFormat)
+	case o.format != "" && o.format != "csv" && o.format != "tsv" && o.format != "jsonl" && o.format != "ndjson":
+		return bad("--format must be csv, tsv or jsonl, not %q", o.format)
+	}
+	if _, err := o.delimiterRune(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// delimiterRune decodes --delimiter: one character, or \t for a tab.
+func (o *options) delimiterRune() (rune, error) {
+	switch d := o.delimiter; {
+	case d == "":
+		return 0, nil
+	case d == `\t` || d == "tab":
+		return '\t', nil
+	case len([]rune(d)) == 1 && d != "\n" && d != "\r" && d != `"`:
+		return []rune(d)[0], nil
+	default:
+		return 0, &usageError{msg: fmt.Sprintf("--delimiter must be one character (or \\t), not %q", d)}
+	}
+}
+
+// readToken returns the bearer token from --token-file or CDP_TOKEN. The token is never
+// part of an error message.
+func (o *options) readToken(getenv func(string) string) (string, error) {
+	if o.tokenFile != "" {
+		data, err := os.ReadFile(o.tokenFile)
+		if err != nil {
+			return "", &usageError{msg: fmt.Sprintf("--token-file: %v", err)}
+		}
+		tok := strings.TrimSpace(string(data))
+		if tok == "" {
+			return "", &usageError{msg: fmt.Sprintf("--token-file %s is empty", o.tokenFile)}
+		}
+		return tok, nil
+	}
+	if tok := strings.TrimSpace(getenv("CDP_TOKEN")); tok != "" {
+		return tok, nil
+	}
+	return "", &usageError{msg: "no token: set CDP_TOKEN or give --token-file FILE"}
+}

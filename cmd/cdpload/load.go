@@ -1,0 +1,234 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+
+	"go.yaml.in/yaml/v3"
+
+	"cdpload/loader"
+	"cdpload/loader/mapper"
+	"cdpload/sink"
+	"cdpload/source"
+)
+
+// runLoad runs `cdpload load` or `cdpload validate` over each file in turn. The first
+// signal stops the current file cleanly (and the files after it are not started); a
+// second one ends the process at once.
+func runLoad(cmd string, args []string, stdin io.Reader, stdout, stderr io.Writer, sigs <-chan os.Signal) error {
+	o, err := parseFlags(cmd, args, stderr, os.Getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	logger := newLogger(o.logFormat, stderr)
+	validate := cmd == "validate"
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var caught os.Signal
+	stopSignals := make(chan struct{})
+	defer close(stopSignals)
+	go func() {
+		select {
+		case s := <-sigs:
+			caught = s
+			logger.Warn("stopping: finishing requests in flight, then writing the checkpoint", "signal", s.String(), "drainTimeout", o.drainTimeout.String())
+			cancel()
+		case <-stopSignals:
+			return
+		}
+		select {
+		case s := <-sigs:
+			logger.Error("second signal: exiting at once; the last checkpoint still holds", "signal", s.String())
+			os.Exit(exitCodeFor(s))
+		case <-stopSignals:
+		}
+	}()
+
+	base, err := o.setup(ctx, validate, logger)
+	if err != nil {
+		return err
+	}
+	var rejected bool
+	for _, file := range o.files {
+		cfg := base
+		cfg.Path = file
+		cfg.Counters = &loader.Counters{}
+		stopProgress := startProgress(o.progress, stderr, logger, file, cfg.Counters)
+		sum, err := loader.Run(ctx, cfg)
+		stopProgress()
+		if sum != nil {
+			sum.WriteText(stderr)
+			if o.summary != "" {
+				if werr := sum.WriteJSONFile(summaryPath(o.summary, file, len(o.files))); werr != nil {
+					logger.Error("writing the summary", "err", werr)
+				}
+			}
+			rejected = rejected || sum.Rejected > 0
+		}
+		if errors.Is(err, loader.ErrInterrupted) && caught != nil {
+			return &signalError{sig: caught}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if rejected {
+		return errRejected
+	}
+	return nil
+}
+
+// exitCodeFor is the exit code of a process ended by sig.
+func exitCodeFor(sig os.Signal) int {
+	if sig == syscall.SIGTERM {
+		return exitTerminated
+	}
+	return exitInterrupt
+}
+
+// summaryPath gives each file its own summary when several are loaded: s.json becomes
+// s.<input name>.json.
+func summaryPath(path, input string, inputs int) string {
+	if inputs == 1 {
+		return path
+	}
+	ext := filepath.Ext(path)
+	return strings.TrimSuffix(path, ext) + "." + filepath.Base(input) + ext
+}
+
+// setup turns the options into a loader configuration: the client, the schema, the
+// mapping. Nothing here reads an input file.
+func (o *options) setup(ctx context.Context, validate bool, logger *slog.Logger) (loader.Config, error) {
+	delim, _ := o.delimiterRune()
+	format := source.Format(o.format)
+	if format == "ndjson" {
+		format = source.JSONL
+	}
+	cfg := loader.Config{
+		Source:             source.Options{Format: format, Delimiter: delim},
+		Map:                mapper.Options{MatchKey: o.matchKey, Empty: o.empty, NullValue: o.nullValue},
+		Validate:           validate,
+		Workers:            o.workers,
+		Rate:               o.rate,
+		Burst:              o.burst,
+		MaxRetries:         o.maxRetries,
+		MaxRetryAfter:      o.maxRetryAfter,
+		StateDir:           o.stateDir,
+		Checkpoint:         o.checkpoint,
+		CheckpointInterval: o.checkpointInterval,
+		Restart:            o.restart,
+		Rejects:            o.rejects,
+		MaxErrors:          o.maxErrors,
+		DrainTimeout:       o.drainTimeout,
+		Logger:             logger,
+		LogValues:          o.logValues,
+	}
+	if o.mapping != "" {
+		data, err := os.ReadFile(o.mapping)
+		if err != nil {
+			return cfg, &usageError{msg: fmt.Sprintf("--mapping: %v", err)}
+		}
+		m, err := mapper.LoadMapping(o.mapping)
+		if err != nil {
+			return cfg, &usageError{msg: err.Error()}
+		}
+		sum := sha256.Sum256(data)
+		cfg.Mapping, cfg.MappingID = m, hex.EncodeToString(sum[:])
+	}
+
+	needClient := !validate || o.schemaFile == ""
+	var client *sink.Client
+	if needClient {
+		token, err := o.readToken(os.Getenv)
+		if err != nil {
+			return cfg, err
+		}
+		client, err = sink.New(sink.Config{
+			BaseURL:   o.baseURL,
+			Token:     token,
+			Timeout:   o.timeout,
+			CAFile:    o.caFile,
+			Conns:     o.workers,
+			UserAgent: "cdpload/" + version,
+		})
+		if err != nil {
+			return cfg, &usageError{msg: err.Error()}
+		}
+		cfg.Sender = client
+	}
+	cfg.Schema = o.schemaSource(client)
+	return cfg, nil
+}
+
+// schemaSource returns the loader's schema function: the --schema file, or one
+// GET /metadata/objects/profiles, made when the first file needs it and kept for the rest.
+func (o *options) schemaSource(client *sink.Client) func(context.Context) (sink.Schema, error) {
+	var (
+		once   sync.Once
+		schema sink.Schema
+		err    error
+	)
+	return func(ctx context.Context) (sink.Schema, error) {
+		once.Do(func() {
+			if o.schemaFile != "" {
+				if schema, err = readSchemaFile(o.schemaFile); err != nil {
+					err = &loader.ConfigError{Err: err}
+				}
+				return
+			}
+			sctx, cancel := context.WithTimeout(ctx, o.timeout)
+			defer cancel()
+			if schema, err = client.Schema(sctx); err != nil {
+				err = fmt.Errorf("fetching the profiles schema from %s: %w", o.baseURL, err)
+			}
+		})
+		return schema, err
+	}
+}
+
+// readSchemaFile reads a schema in JSON or YAML: the data object of the metadata answer.
+func readSchemaFile(path string) (sink.Schema, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return sink.Schema{}, fmt.Errorf("--schema: %w", err)
+	}
+	if ext := strings.ToLower(filepath.Ext(path)); ext == ".yaml" || ext == ".yml" {
+		var s sink.Schema
+		if err := yaml.Unmarshal(data, &s); err != nil {
+			return sink.Schema{}, fmt.Errorf("--schema %s: %w", path, err)
+		}
+		if err := s.Validate(); err != nil {
+			return sink.Schema{}, fmt.Errorf("--schema %s: %w", path, err)
+		}
+		return s, nil
+	}
+	s, err := sink.ParseSchema(data)
+	if err != nil {
+		return sink.Schema{}, fmt.Errorf("--schema %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// newLogger logs to stderr as text or one JSON object per line.
+func newLogger(format string, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

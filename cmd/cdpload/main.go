@@ -1,0 +1,121 @@
+// Command cdpload loads customer profiles from CSV, TSV and JSONL files into the
+// Experiture CDP, one POST /profiles/upsert per row, with a checkpoint to resume from
+// and reject files to fix and feed back. Run `cdpload help` for the commands.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"cdpload/loader"
+)
+
+// version is stamped at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// Exit codes; the README and --help list them.
+const (
+	exitOK         = 0
+	exitStopped    = 1 // stopped early: fatal API answer, --max-errors, unreachable server
+	exitUsage      = 2 // usage or configuration error: fix and run again
+	exitRejected   = 3 // finished, and some rows are in the rejects
+	exitInterrupt  = 130
+	exitTerminated = 143
+)
+
+func main() {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	err := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, sigs)
+	os.Exit(exitCode(err))
+}
+
+// errRejected says the run finished with rows in the rejects.
+var errRejected = errors.New("finished with rejected rows")
+
+// usageError is a mistake on the command line.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+// signalError says which signal interrupted the run.
+type signalError struct{ sig os.Signal }
+
+func (e *signalError) Error() string { return "interrupted by " + e.sig.String() }
+func (e *signalError) Unwrap() error { return loader.ErrInterrupted }
+
+// exitCode maps a run's error to the process's exit code, in one place.
+func exitCode(err error) int {
+	var (
+		usage *usageError
+		cfg   *loader.ConfigError
+		sig   *signalError
+	)
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &sig):
+		if sig.sig == syscall.SIGTERM {
+			return exitTerminated
+		}
+		return exitInterrupt
+	case errors.As(err, &usage), errors.As(err, &cfg):
+		return exitUsage
+	case errors.Is(err, errRejected):
+		return exitRejected
+	default:
+		return exitStopped
+	}
+}
+
+// run is the whole command. It writes its messages to stderr and returns the error that
+// decides the exit code.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer, sigs <-chan os.Signal) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, mainUsage)
+		return &usageError{msg: "no command given"}
+	}
+	cmd, rest := args[0], args[1:]
+	var err error
+	switch cmd {
+	case "load", "validate":
+		err = runLoad(cmd, rest, stdin, stdout, stderr, sigs)
+	case "version", "--version", "-version":
+		fmt.Fprintf(stdout, "cdpload %s\n", version)
+		return nil
+	case "help", "--help", "-help", "-h":
+		fmt.Fprint(stdout, mainUsage)
+		return nil
+	default:
+		fmt.Fprint(stderr, mainUsage)
+		err = &usageError{msg: fmt.Sprintf("unknown command %q", cmd)}
+	}
+	if err != nil && !errors.Is(err, errRejected) {
+		fmt.Fprintf(stderr, "cdpload: %v\n", err)
+	}
+	return err
+}
+
+const mainUsage = `cdpload loads customer profiles into the Experiture CDP, one upsert per row.
+
+Usage:
+  cdpload load [flags] FILE...       run the load; several files run one after another,
+                                     each with its own checkpoint and rejects
+  cdpload validate [flags] FILE...   parse, map and check against the schema; send nothing;
+                                     write the rejects it would write
+  cdpload version                    print the version
+
+Run 'cdpload load --help' for the flags.
+
+Exit codes:
+  0    every row accepted (or the checkpoint says the file was loaded already)
+  1    the run stopped early: fatal API answer (401/403), --max-errors, server unreachable,
+       or another cdpload holds the checkpoint; run again to resume
+  2    usage or configuration error: fix it, nothing was sent
+  3    the run finished and some rows are in the rejects
+  130  interrupted by SIGINT; 143 by SIGTERM: run again to resume
+`

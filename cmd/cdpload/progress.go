@@ -1,0 +1,118 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"cdpload/loader"
+)
+
+// logEvery is how often progress is logged when there is no terminal to draw a bar on.
+const logEvery = 10 * time.Second
+
+// startProgress shows a run's progress until the returned function is called: a bar when
+// mode is bar (or auto on a terminal), a log line every 10 s when mode is log (or auto
+// without a terminal), nothing for none. Counting is the loader's; this only shows it.
+func startProgress(mode string, w io.Writer, logger *slog.Logger, file string, c *loader.Counters) (stop func()) {
+	if mode == "auto" {
+		mode = "log"
+		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			mode = "bar"
+		}
+	}
+	if mode == "none" {
+		return func() {}
+	}
+	var size int64
+	if st, err := os.Stat(file); err == nil && st.Mode().IsRegular() {
+		size = st.Size()
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if mode == "bar" {
+			showBar(w, size, c, done)
+		} else {
+			logProgress(logger, file, size, c, done)
+		}
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
+func showBar(w io.Writer, size int64, c *loader.Counters, done <-chan struct{}) {
+	max := size
+	if max <= 0 {
+		max = -1 // unknown size: a spinner
+	}
+	bar := progressbar.NewOptions64(max,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionThrottle(200*time.Millisecond),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionSetElapsedTime(true),
+		progressbar.OptionShowDescriptionAtLineEnd(),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionSetRenderBlankState(true),
+	)
+	start := time.Now()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	update := func() {
+		bar.Describe(describe(c, time.Since(start)))
+		bar.Set64(c.BytesRead.Load())
+	}
+	for {
+		select {
+		case <-done:
+			update()
+			bar.Finish()
+			fmt.Fprintln(w)
+			return
+		case <-tick.C:
+			update()
+		}
+	}
+}
+
+func describe(c *loader.Counters, elapsed time.Duration) string {
+	done := c.Accepted.Load() + c.Rejected.Load()
+	return fmt.Sprintf("%d rows, %.0f rows/s, %d rejected", done, float64(done)/max(elapsed.Seconds(), 0.001), c.Rejected.Load())
+}
+
+func logProgress(logger *slog.Logger, file string, size int64, c *loader.Counters, done <-chan struct{}) {
+	start := time.Now()
+	tick := time.NewTicker(logEvery)
+	defer tick.Stop()
+	var last int64
+	lastAt := start
+	for {
+		select {
+		case <-done:
+			return
+		case now := <-tick.C:
+			rows := c.Accepted.Load() + c.Rejected.Load()
+			rate := float64(rows-last) / now.Sub(lastAt).Seconds()
+			last, lastAt = rows, now
+			attrs := []any{"file", file, "rows", rows, "rowsPerSecond", int64(rate),
+				"accepted", c.Accepted.Load(), "rejected", c.Rejected.Load(),
+				"retries", c.Retries.Load(), "rateLimited", c.RateLimited.Load()}
+			if read := c.BytesRead.Load(); size > 0 && read > 0 {
+				elapsed := now.Sub(start)
+				eta := time.Duration(float64(elapsed) * float64(size-read) / float64(read))
+				attrs = append(attrs, "percent", read*100/size, "eta", eta.Round(time.Second).String())
+			}
+			logger.Info("progress", attrs...)
+		}
+	}
+}

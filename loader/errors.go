@@ -1,0 +1,32 @@
+package loader
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ConfigError is a problem with the command line, the input's header, the mapping or the
+// checkpoint that must be fixed before the run can start; the command exits 2.
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+func configErr(format string, a ...any) error {
+	return &ConfigError{Err: fmt.Errorf(format, a...)}
+}
+
+// StopError says why a run stopped before the end of its input: a fatal API answer, too
+// many rejects, an unreachable server, or a local failure. Rows not finished are left for
+// the resume; the command exits 1.
+type StopError struct{ Err error }
+
+func (e *StopError) Error() string { return e.Err.Error() }
+func (e *StopError) Unwrap() error { return e.Err }
+
+// ErrInterrupted is returned (wrapped) when the run's context was cancelled, by a signal:
+// reading stopped, in-flight rows were drained and the checkpoint written.
+var ErrInterrupted = errors.New("interrupted")
+
+// ErrLocked is returned (wrapped) when another cdpload holds the checkpoint.
+var ErrLocked = errors.New("checkpoint in use")

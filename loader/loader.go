@@ -1,0 +1,394 @@
+// Package loader runs a load: it reads an input file, maps each record to a profile,
+// sends it to the Profiles API through a pool of paced workers, and records every row's
+// fate in the rejects and the checkpoint.
+//
+// The whole run reads top to bottom in Run:
+//
+//	source.Reader → mapper.Mapper → queues by match key → workers (pacer → Sender) → recorder
+//
+// Rows that share a match-key value go to the same worker, in file order, so they reach
+// the API one after another. The recorder takes finished rows in any order and advances
+// the checkpoint's watermark over the longest finished prefix of the file, writing that
+// prefix's rejects in record order; a crash therefore re-sends at most the rows that were
+// in flight, and never writes a reject twice.
+package loader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"cdpload/loader/mapper"
+	"cdpload/sink"
+	"cdpload/source"
+)
+
+// Sender sends one upsert request body and says what happened. It must be safe for
+// concurrent use; it returns when the request is answered, fails or ctx ends.
+type Sender interface {
+	Upsert(ctx context.Context, body []byte) sink.Result
+}
+
+// Config is everything one run needs. The command fills it from flags and environment.
+type Config struct {
+	Path   string         // input file; "-" is standard input (no checkpoint)
+	Source source.Options // format and delimiter
+	// Schema returns the profiles schema. It is called once the checkpoint shows that
+	// there is work to do, so a finished file needs no request at all.
+	Schema  func(context.Context) (sink.Schema, error)
+	Mapping *mapper.Mapping
+	// MappingID identifies the mapping's content (a hash) for the checkpoint; "" without one.
+	MappingID string
+	Map       mapper.Options
+
+	Sender   Sender // nil only when validating
+	Validate bool   // parse, map and check; send nothing, keep no checkpoint
+
+	Workers       int
+	Rate          float64 // requests per second over the whole pool; 0 is unlimited
+	Burst         int
+	MaxRetries    int           // attempts after the first for 5xx, timeouts and resets
+	MaxRetryAfter time.Duration // cap on a 429's Retry-After
+	BackoffBase   time.Duration // first backoff step; doubled per attempt, with full jitter
+	BackoffMax    time.Duration
+
+	StateDir           string // "" is the input's folder
+	Checkpoint         string // "" is <state-dir>/<input name>.cdpload.ckpt
+	CheckpointInterval time.Duration
+	Restart            bool
+	Rejects            string // "" is <state-dir>/<stem>.rejects.<ext>
+	MaxErrors          int64  // stop when this run's rejects exceed it; 0 is no limit
+	DrainTimeout       time.Duration
+
+	Counters *Counters // live figures for progress; may be nil
+	Logger   *slog.Logger
+	// LogValues allows profile values (match-key values) in log lines.
+	LogValues bool
+}
+
+// queueDepth is how many rows wait in each worker's queue. Small, so that a stop leaves
+// few rows unsent and a stalled key holds back little of the file.
+const queueDepth = 16
+
+// max429 bounds the 429 answers one row may get before the run stops as rate-limited
+// beyond reason; the rows left are sent by the next run.
+const max429 = 100
+
+// job is one mapped row on its way to a worker.
+type job struct {
+	pos  rowPos
+	key  string
+	body *[]byte
+	raw  []byte
+}
+
+// rowPos is where a row sits in the input, for the watermark and the rejects log.
+type rowPos struct {
+	num, line, end, nextLine int64
+}
+
+// outcome is a finished row: accepted when reject is nil.
+type outcome struct {
+	pos    rowPos
+	raw    []byte
+	reject *Reject
+}
+
+var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// Run loads one input. It returns the run's summary, and an error that is a *ConfigError
+// (nothing was sent), a *StopError (stopped early), ErrInterrupted (ctx was cancelled) or
+// another failure; rows rejected in a run that finished are not an error. A checkpoint
+// that is already finished returns a summary with AlreadyDone and no error.
+func Run(ctx context.Context, cfg Config) (*Summary, error) {
+	cfg.defaults()
+	r, err := prepare(ctx, cfg)
+	if err != nil || r.sum.Status == StatusAlreadyFinished {
+		if r != nil {
+			r.close()
+		}
+		return r.summary(), err
+	}
+	defer r.close()
+	return r.run(ctx)
+}
+
+func (c *Config) defaults() {
+	if c.Workers < 1 {
+		c.Workers = 1
+	}
+	if c.Counters == nil {
+		c.Counters = &Counters{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.CheckpointInterval <= 0 {
+		c.CheckpointInterval = time.Second
+	}
+	if c.BackoffBase <= 0 {
+		c.BackoffBase = 250 * time.Millisecond
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = 30 * time.Second
+	}
+	if c.MaxRetryAfter <= 0 {
+		c.MaxRetryAfter = 5 * time.Minute
+	}
+	if c.Burst < 1 {
+		c.Burst = max(1, int(c.Rate/10))
+	}
+}
+
+// run is one load in progress.
+type run struct {
+	cfg   Config
+	in    *source.Reader
+	first *source.Record // a record read ahead at start-up (JSONL), sent first
+	mp    *mapper.Mapper
+	rej   *rejectFiles
+	pace  *pacer
+	ckpt  *checkpointer // nil for standard input and validation
+	sum   Summary
+	start time.Time
+
+	halt      context.Context // ends intake and unsent rows
+	haltCause context.CancelCauseFunc
+	work      context.Context // ends in-flight requests
+	stopWork  context.CancelFunc
+
+	// recorder state; only the recorder goroutine touches it after start.
+	next    int64  // the lowest record number not yet finished
+	mark    rowPos // the last record of the finished prefix: the watermark
+	pending map[int64]outcome
+
+	// reader state, read by finish after the reader has returned.
+	eof     bool
+	lastNum int64 // the highest record number read
+}
+
+func (r *run) run(ctx context.Context) (*Summary, error) {
+	cfg := r.cfg
+	r.start = time.Now()
+	r.halt, r.haltCause = context.WithCancelCause(context.Background())
+	r.work, r.stopWork = context.WithCancel(context.Background())
+	defer r.haltCause(nil)
+	defer r.stopWork()
+
+	// A signal stops intake at once and in-flight requests after the drain timeout.
+	stopWatch := context.AfterFunc(ctx, func() {
+		r.haltCause(ErrInterrupted)
+		time.AfterFunc(cfg.DrainTimeout, r.stopWork)
+	})
+	defer stopWatch()
+
+	outcomes := make(chan outcome, 4*cfg.Workers)
+	queues := make([]chan job, cfg.Workers)
+	for i := range queues {
+		queues[i] = make(chan job, queueDepth)
+	}
+
+	var g errgroup.Group
+	g.Go(func() error { return r.read(queues, outcomes) })
+	for _, q := range queues {
+		g.Go(func() error { r.worker(q, outcomes); return nil })
+	}
+	var readErr error
+	go func() {
+		readErr = g.Wait()
+		close(outcomes)
+	}()
+
+	recErr := r.record(outcomes)
+	if readErr != nil {
+		r.haltCause(readErr)
+	}
+	if recErr != nil {
+		r.haltCause(recErr)
+	}
+	return r.finish()
+}
+
+// read is the intake: source → map → validate → a worker's queue, or the recorder for rows
+// rejected locally. It closes the queues when it returns.
+func (r *run) read(queues []chan job, outcomes chan<- outcome) error {
+	defer func() {
+		for _, q := range queues {
+			close(q)
+		}
+	}()
+	c := r.cfg.Counters
+	for r.halt.Err() == nil {
+		rec, err := r.nextRecord()
+		if err == io.EOF {
+			r.eof = true
+			return nil
+		}
+		if err != nil {
+			return &StopError{Err: err}
+		}
+		c.Read.Add(1)
+		c.BytesRead.Store(r.in.BytesRead())
+		next := rec.ResumeAt()
+		pos := rowPos{num: rec.Num, line: rec.Line, end: next.Offset, nextLine: next.Line}
+		if rec.Err != nil {
+			outcomes <- r.localReject(pos, rec.Raw, "", StageParse, rec.Err.Code, rec.Err.Message)
+			continue
+		}
+		buf := bodyPool.Get().(*[]byte)
+		body, key, err := r.mp.Map(&rec, (*buf)[:0])
+		*buf = body
+		if err != nil {
+			bodyPool.Put(buf)
+			var re *mapper.RowError
+			if !errors.As(err, &re) {
+				return &StopError{Err: fmt.Errorf("%s: record %d (line %d): %w", r.cfg.Path, rec.Num, rec.Line, err)}
+			}
+			outcomes <- r.localReject(pos, rec.Raw, r.mp.KeyOf(&rec), re.Stage, re.Code, re.Message)
+			continue
+		}
+		if r.cfg.Validate {
+			bodyPool.Put(buf)
+			outcomes <- outcome{pos: pos}
+			continue
+		}
+		select {
+		case queues[partition(key, len(queues))] <- job{pos: pos, key: key, body: buf, raw: rec.Raw}:
+		case <-r.halt.Done():
+			bodyPool.Put(buf)
+		}
+	}
+	return nil
+}
+
+func (r *run) localReject(pos rowPos, raw []byte, key, stage, code, msg string) outcome {
+	return outcome{pos: pos, raw: raw, reject: &Reject{
+		Row: pos.num, Line: pos.line, Key: key, Stage: stage, Code: code, Message: msg,
+	}}
+}
+
+// partition picks the worker for a match-key value (FNV-1a), so that rows of one profile
+// always go to the same worker.
+func partition(key string, n int) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
+	}
+	return int(h % uint32(n))
+}
+
+// worker sends the rows of its queue one after another. After a halt it leaves the rows
+// still queued unsent: the checkpoint stays below them and the resume sends them.
+func (r *run) worker(q <-chan job, outcomes chan<- outcome) {
+	for j := range q {
+		if r.halt.Err() != nil {
+			bodyPool.Put(j.body)
+			continue
+		}
+		o, ok := r.send(&j)
+		bodyPool.Put(j.body)
+		if ok {
+			outcomes <- o
+		}
+	}
+}
+
+// send delivers one row, retrying as its answers allow. ok is false when the row was left
+// unfinished (the run halted or a fatal answer came).
+func (r *run) send(j *job) (o outcome, ok bool) {
+	cfg, c := r.cfg, r.cfg.Counters
+	attempts, transient, limited := 0, 0, 0
+	for {
+		if err := r.pace.wait(r.halt); err != nil {
+			return outcome{}, false
+		}
+		c.Limit.Store(int64(r.pace.limit()))
+		attempts++
+		if attempts > 1 {
+			c.Retries.Add(1)
+		}
+		res := cfg.Sender.Upsert(r.work, *j.body)
+		if r.work.Err() != nil {
+			return outcome{}, false // cut off by the drain timeout or a fatal answer
+		}
+		var wait time.Duration
+		switch res.Outcome {
+		case sink.Accepted:
+			r.pace.succeeded(time.Now())
+			return outcome{pos: j.pos}, true
+		case sink.Rejected:
+			return r.sendReject(j, res, attempts), true
+		case sink.Fatal:
+			r.fatal(fmt.Errorf("the API refused the run: %s", describe(res)))
+			return outcome{}, false
+		case sink.RateLimited:
+			c.RateLimited.Add(1)
+			limited++
+			if limited > max429 {
+				r.fatal(fmt.Errorf("the API kept answering 429 for one row (%d times): it is rate limiting beyond reason; run again later", limited))
+				return outcome{}, false
+			}
+			r.pace.rateLimited(time.Now())
+			wait = min(res.RetryAfter, cfg.MaxRetryAfter)
+			if wait <= 0 {
+				wait = sink.Backoff(limited, cfg.BackoffBase, cfg.BackoffMax, jitter())
+			}
+			r.pace.pause(wait)
+			continue // the pause holds every worker, this one included
+		default: // transient
+			transient++
+			if transient > cfg.MaxRetries {
+				if res.Status == 0 {
+					r.fatal(fmt.Errorf("the API is unreachable after %d attempts: %s", attempts, describe(res)))
+					return outcome{}, false
+				}
+				return r.sendReject(j, res, attempts), true
+			}
+			wait = sink.Backoff(transient, cfg.BackoffBase, cfg.BackoffMax, jitter())
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-r.halt.Done():
+			t.Stop()
+			return outcome{}, false
+		case <-t.C:
+		}
+	}
+}
+
+func (r *run) sendReject(j *job, res sink.Result, attempts int) outcome {
+	msg := res.Message
+	for _, d := range res.Details {
+		msg += fmt.Sprintf("; %s: %s", d.Field, d.Reason)
+	}
+	return outcome{pos: j.pos, raw: j.raw, reject: &Reject{
+		Row: j.pos.num, Line: j.pos.line, Key: j.key, Stage: StageSend, Status: res.Status,
+		Code: res.Code, Message: msg, CorrelationID: res.CorrelationID, Attempts: attempts,
+	}}
+}
+
+// describe names an answer for a log line or an error, without profile values.
+func describe(res sink.Result) string {
+	s := res.Message
+	if res.Code != "" {
+		s = res.Code + ": " + s
+	}
+	if res.Status != 0 {
+		s = fmt.Sprintf("HTTP %d %s", res.Status, s)
+	}
+	return s
+}
+
+// fatal stops the run: no new row is read or sent, and requests in flight are abandoned
+// (left for the resume). The first cause wins.
+func (r *run) fatal(err error) {
+	r.haltCause(&StopError{Err: err})
+	r.stopWork()
+}

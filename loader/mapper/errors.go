@@ -1,0 +1,151 @@
+package mapper
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Stages of a RowError.
+const (
+	StageMap      = "map"      // a value could not be turned into its field's type
+	StageValidate = "validate" // the record as a whole is not one the API accepts
+)
+
+// Codes of a RowError.
+const (
+	CodeBadValue       = "bad_value"       // (map) a value does not fit its field's type
+	CodeUnknownField   = "unknown_field"   // (validate) a JSONL member that is not a field and not dropped
+	CodeDuplicateField = "duplicate_field" // (validate) two JSONL members (or a member and a constant) fill one field
+	CodeMissingKey     = "missing_key"     // (validate) no value for the match key
+	CodeEmptyRecord    = "empty_record"    // (validate) no cell or member gives a non-null value (constants do not count); checked before missing_key
+	CodeFieldCount     = "field_count"     // (map) a CSV record whose cells do not match the header
+)
+
+// RowError is why one record cannot be sent. It is data for the rejects log, not a reason to
+// stop the run. Message never contains a value of the record (values are personal data); it
+// names the column or member, the field, and what was expected.
+type RowError struct {
+	Stage   string // StageMap or StageValidate
+	Code    string // one of the Code constants, or a source.RecordError code
+	Field   string // schema field (or, for unknown_field, the member name); may be empty
+	Message string
+}
+
+func (e *RowError) Error() string {
+	if e.Field != "" {
+		return fmt.Sprintf("%s: %s: %s: %s", e.Stage, e.Code, e.Field, e.Message)
+	}
+	return fmt.Sprintf("%s: %s: %s", e.Stage, e.Code, e.Message)
+}
+
+// UnknownColumnsError lists the input columns (or JSONL members) that are neither schema
+// fields nor mapped nor dropped. New returns it for a CSV header and CheckMembers for a JSONL
+// record; each column gets a hint on how to map or drop it.
+type UnknownColumnsError struct {
+	Object  string // the schema's object name, e.g. "profiles"
+	Kind    string // "column" or "member"
+	Columns []UnknownColumn
+	sheet   bool // hints show mapping-sheet rows instead of YAML
+}
+
+// UnknownColumn is one column of an UnknownColumnsError.
+type UnknownColumn struct {
+	Name       string
+	Suggestion string // a schema field with a similar name, or ""
+}
+
+func (e *UnknownColumnsError) Error() string {
+	if len(e.Columns) == 1 {
+		return e.hint(e.Columns[0])
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d %ss are not fields of %s; map or drop each one:", len(e.Columns), e.Kind, e.Object)
+	for _, c := range e.Columns {
+		b.WriteString("\n  - ")
+		b.WriteString(e.hint(c))
+	}
+	return b.String()
+}
+
+func (e *UnknownColumnsError) hint(c UnknownColumn) string {
+	field, did := "<name>", ""
+	if c.Suggestion != "" {
+		field, did = c.Suggestion, fmt.Sprintf(" (did you mean %s?)", c.Suggestion)
+	}
+	if e.sheet {
+		src := csvQuote(c.Name)
+		return fmt.Sprintf("%s %q is not a field of %s%s: map it (sheet row %s,%s,,,,) or drop it (sheet row %s,,,,,) in --mapping",
+			e.Kind, c.Name, e.Object, did, src, field, src)
+	}
+	return fmt.Sprintf("%s %q is not a field of %s%s: map it (source: %q, field: %s) or drop it (drop: true) in --mapping",
+		e.Kind, c.Name, e.Object, did, c.Name, field)
+}
+
+// csvQuote quotes a cell for a CSV row when it needs it.
+func csvQuote(s string) string {
+	if !strings.ContainsAny(s, ",\"\r\n") && strings.TrimSpace(s) == s {
+		return s
+	}
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+}
+
+// suggest returns the candidate most like name, or "" if none is close: equal after
+// normalizing (case, spaces, underscores, punctuation), else within two edits, else one a
+// prefix of the other (at least four characters).
+func suggest(name string, candidates []string) string {
+	n := normalizeName(name)
+	if n == "" {
+		return ""
+	}
+	best, bestDist := "", 3
+	prefix := ""
+	for _, c := range candidates {
+		cn := normalizeName(c)
+		if cn == n {
+			return c
+		}
+		if len(n) >= 4 && len(cn) >= 4 {
+			if d := editDistance(n, cn); d < bestDist {
+				best, bestDist = c, d
+			}
+			if prefix == "" && (strings.HasPrefix(cn, n) || strings.HasPrefix(n, cn)) {
+				prefix = c
+			}
+		}
+	}
+	if best != "" {
+		return best
+	}
+	return prefix
+}
+
+func normalizeName(s string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(s) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r > 127 {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// editDistance is the Levenshtein distance between a and b, by bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

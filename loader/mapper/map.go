@@ -1,0 +1,233 @@
+package mapper
+
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"cdpload/source"
+)
+
+// Map appends to dst[:0] the request body for rec,
+//
+//	{"record":{"email":"jane@example.com","orders_count":3,...},"matchKey":"email"}
+//
+// with the fields in header (or member) order, then the constants; key is the match key's
+// value as text (the coerced value, unquoted), for partitioning and the rejects log.
+//
+// A record that cannot be sent gives a *RowError and body dst[:0] (the buffer, possibly grown,
+// is the caller's to reuse). A CSV cell that is empty, or a JSONL member that is missing, leaves
+// its field out of the record; a JSON null (or, by Options, an empty or NullValue cell) is sent
+// as null. Map is not safe for concurrent use.
+func (m *Mapper) Map(rec *source.Record, dst []byte) (body []byte, key string, err error) {
+	if rec.Err != nil {
+		return dst[:0], "", &RowError{Stage: StageMap, Code: rec.Err.Code, Message: rec.Err.Message}
+	}
+	if m.format == source.JSONL {
+		return m.mapJSONL(rec, dst)
+	}
+	return m.mapCSV(rec, dst)
+}
+
+func (m *Mapper) mapCSV(rec *source.Record, dst []byte) ([]byte, string, error) {
+	buf := append(dst[:0], bodyHead...)
+	if len(rec.Cells) != len(m.cols) {
+		return buf[:0], "", &RowError{Stage: StageMap, Code: CodeFieldCount,
+			Message: fmt.Sprintf("the record has %d cells; the header has %d columns", len(rec.Cells), len(m.cols))}
+	}
+	var key string
+	hasKey, values := false, 0
+	for i := range m.cols {
+		p := &m.cols[i]
+		if p.drop {
+			continue
+		}
+		cell := rec.Cells[i]
+		null := m.nullValue != "" && cell == m.nullValue
+		v := cell
+		if !null {
+			if len(p.trans) > 0 {
+				v = applyTransforms(v, p.trans)
+			}
+			if p.kind != kString {
+				v = strings.TrimSpace(v)
+			}
+			if v == "" {
+				if !m.emptyNull {
+					continue
+				}
+				null = true
+			}
+		}
+		if len(buf) > len(bodyHead) {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, p.prefix...)
+		if null {
+			buf = append(buf, "null"...)
+			continue
+		}
+		start := len(buf)
+		var r reason
+		if buf, r = appendValue(buf, p.kind, v, p.time); r != ok {
+			return buf[:0], "", badValue(p, "column", r, fmt.Sprintf("a value of %d characters", utf8.RuneCountInString(v)))
+		}
+		values++
+		if p.isKey {
+			key, hasKey = keyText(p, v, buf[start:]), true
+		}
+	}
+	return m.finish(buf, key, hasKey, values)
+}
+
+func (m *Mapper) mapJSONL(rec *source.Record, dst []byte) ([]byte, string, error) {
+	buf := append(dst[:0], bodyHead...)
+	if m.gen++; m.gen == 0 {
+		clear(m.seen)
+		m.gen = 1
+	}
+	for _, i := range m.constIdx {
+		m.seen[i] = m.gen
+	}
+	var key string
+	hasKey, values := false, 0
+	for _, mem := range rec.Members {
+		p := m.members[mem.Name]
+		if p == nil {
+			return buf[:0], "", &RowError{Stage: StageValidate, Code: CodeUnknownField, Field: mem.Name,
+				Message: fmt.Sprintf("member %q is not a field of %s%s: map it or drop it in --mapping",
+					mem.Name, m.object, didYouMean(mem.Name, m.fields))}
+		}
+		if p.drop {
+			continue
+		}
+		if m.seen[p.fieldIdx] == m.gen {
+			return buf[:0], "", &RowError{Stage: StageValidate, Code: CodeDuplicateField, Field: p.field,
+				Message: fmt.Sprintf("member %q fills field %s, which another member or a constant already fills", mem.Name, p.field)}
+		}
+		m.seen[p.fieldIdx] = m.gen
+		raw := trimJSONSpace(mem.Value)
+		if len(raw) == 0 {
+			return buf[:0], "", badValue(p, "member", badSyntax, "no JSON value")
+		}
+		if len(buf) > len(bodyHead) {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, p.prefix...)
+		start := len(buf)
+		var r reason
+		switch c := raw[0]; {
+		case c == 'n':
+			buf = append(buf, "null"...)
+			continue
+		case c == '"' && p.kind == kString && len(p.trans) == 0:
+			// The common case: copy the string through without decoding it.
+			body, plain := jsonStringBody(raw)
+			if plain {
+				buf = appendJSONString(buf, body)
+				if p.isKey {
+					key = string(body)
+				}
+			} else {
+				s, valid := decodeJSONString(raw)
+				if !valid {
+					return buf[:0], "", badValue(p, "member", badJSONType, "a malformed JSON string")
+				}
+				buf = appendString(buf, s)
+				if p.isKey {
+					key = s
+				}
+			}
+		case c == '"':
+			// A string for a typed field (or one with transforms) is read like a CSV cell.
+			s, valid := decodeJSONString(raw)
+			if !valid {
+				return buf[:0], "", badValue(p, "member", badJSONType, "a malformed JSON string")
+			}
+			s = applyTransforms(s, p.trans)
+			if p.kind != kString {
+				if s = strings.TrimSpace(s); s == "" {
+					return buf[:0], "", badValue(p, "member", badSyntax, "an empty JSON string")
+				}
+			}
+			if buf, r = appendValue(buf, p.kind, s, p.time); r != ok {
+				return buf[:0], "", badValue(p, "member", r, fmt.Sprintf("a JSON string of %d characters", utf8.RuneCountInString(s)))
+			}
+			if p.isKey {
+				key = keyText(p, s, buf[start:])
+			}
+		case c == 't' || c == 'f':
+			if p.kind != kBoolean {
+				return buf[:0], "", badValue(p, "member", badJSONType, "a JSON boolean")
+			}
+			if c == 't' {
+				buf = append(buf, "true"...)
+			} else {
+				buf = append(buf, "false"...)
+			}
+		case c == '{':
+			return buf[:0], "", badValue(p, "member", badJSONType, "a JSON object")
+		case c == '[':
+			return buf[:0], "", badValue(p, "member", badJSONType, "a JSON array")
+		default:
+			switch p.kind {
+			case kInteger:
+				buf, r = appendInteger(buf, raw)
+			case kNumber:
+				buf, r = appendNumber(buf, raw)
+			default:
+				return buf[:0], "", badValue(p, "member", badJSONType, "a JSON number")
+			}
+			if r != ok {
+				return buf[:0], "", badValue(p, "member", r, fmt.Sprintf("a JSON number of %d characters", len(raw)))
+			}
+			if p.isKey {
+				key = string(buf[start:])
+			}
+		}
+		values++
+		if p.isKey {
+			hasKey = key != ""
+		}
+	}
+	return m.finish(buf, key, hasKey, values)
+}
+
+// finish validates the record as a whole and closes the body.
+func (m *Mapper) finish(buf []byte, key string, hasKey bool, values int) ([]byte, string, error) {
+	if values == 0 {
+		return buf[:0], "", &RowError{Stage: StageValidate, Code: CodeEmptyRecord,
+			Message: "the record has no values (every field empty, missing or null)"}
+	}
+	if !hasKey {
+		return buf[:0], "", &RowError{Stage: StageValidate, Code: CodeMissingKey, Field: m.matchKey,
+			Message: fmt.Sprintf("no value for the match key %s (empty, missing or null)", m.matchKey)}
+	}
+	if len(m.consts) > 0 {
+		buf = append(buf, ',')
+		buf = append(buf, m.consts...)
+	}
+	return append(buf, m.tail...), key, nil
+}
+
+// keyText is the match key's value as text: the string itself, or the JSON text of another
+// type without its quotes.
+func keyText(p *plan, s string, encoded []byte) string {
+	if p.kind == kString {
+		return s
+	}
+	if len(encoded) >= 2 && encoded[0] == '"' {
+		encoded = encoded[1 : len(encoded)-1]
+	}
+	return string(encoded)
+}
+
+// badValue is the RowError for a value that does not fit its field. got describes the value
+// without showing it.
+func badValue(p *plan, what string, r reason, got string) *RowError {
+	msg := fmt.Sprintf("%s %q (field %s): %s", what, p.source, p.field, expectation(p.kind, p.time, r))
+	if r == badSyntax || r == badJSONType {
+		msg += "; got " + got
+	}
+	return &RowError{Stage: StageMap, Code: CodeBadValue, Field: p.field, Message: msg}
+}

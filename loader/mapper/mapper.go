@@ -1,0 +1,437 @@
+// Package mapper turns a source record into the body of POST /profiles/upsert.
+//
+// New checks a header (CSV/TSV) or a mapping against the schema once, at start-up, and
+// precomputes a plan per column; Map then applies the plan to each record, appending the JSON
+// body straight into a caller's buffer. Everything that can be known before the first request
+// (unknown columns, bad rules, an impossible match key) is an error from New; what depends on
+// a row's values is a *RowError from Map.
+//
+// Coercion of text (CSV cells, and JSON strings for non-string fields) by the field's type:
+//
+//   - string: as is (transforms aside).
+//   - integer: optional sign and ASCII digits, any length (the schema does not bound the
+//     width; the API judges the range); sent as a JSON number without '+' or leading zeros.
+//     "1.5" and "1e3" are refused.
+//   - number: a decimal with optional fraction and exponent; sent as the same decimal in JSON
+//     form (digits kept, so 19.90 stays 19.90). NaN, Inf, hex, underscores and magnitudes
+//     beyond float64 are refused.
+//   - boolean: true/false, yes/no, 1/0, any case.
+//   - datetime: RFC 3339 with a zone offset, with 'T' or a space between date and time; sent
+//     normalized to RFC 3339 (UTC as "Z", fractional seconds only when present). A datetime
+//     without an offset is refused unless the rule has a timezone, which localizes it (a time
+//     that occurs twice when clocks go back is taken at its first occurrence; a time skipped
+//     when clocks go forward is refused). A rule's layout reads other forms.
+//   - date: YYYY-MM-DD naming a real day; with a layout, reformatted to YYYY-MM-DD.
+//
+// For every type but string, spaces around the text are ignored. A cell is empty when it is
+// empty after its transforms (and, for a type other than string, after trimming spaces).
+//
+// JSONL keeps JSON's meaning: null clears a field, a missing member leaves it unchanged, and
+// Options.Empty and Options.NullValue do not apply. String fields take JSON strings (an empty
+// string is sent as ""); integer fields take JSON integers (no fraction or exponent; "-0" is
+// sent as 0) and number fields any JSON number, sent as written; boolean fields take true and
+// false. A JSON string for an integer, number, boolean, datetime or date field is read like a
+// CSV cell ("42" becomes 42; an empty string is refused), so exports that quote numbers load.
+// Objects, arrays and any other mismatch are a bad_value. Transforms apply to JSON strings only.
+// A member that is not a field, not renamed and not dropped is an unknown_field; two members
+// filling one field (say "Email" renamed to email, and "email") are a duplicate_field.
+package mapper
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	_ "time/tzdata" // timezone rules for containers without a zoneinfo database
+
+	"cdpload/sink"
+	"cdpload/source"
+)
+
+// Options are the run's choices that are not part of a mapping file.
+type Options struct {
+	// MatchKey is the field matched on; it must be one of the schema's identity keys (or its
+	// primary key). "" means the mapping's matchKey, else the schema's primary key.
+	MatchKey string
+	// Empty is what an empty CSV cell means: "omit" (the default, also "") leaves the field
+	// unchanged by leaving it out of the record; "null" sends null, which clears it.
+	Empty string
+	// NullValue, if not "", is a marker such as `\N` or NULL: a CSV cell exactly equal to it
+	// (case-sensitive, compared before any transform) is sent as null.
+	NullValue string
+}
+
+// Empty cell treatments, for Options.Empty.
+const (
+	EmptyOmit = "omit"
+	EmptyNull = "null"
+)
+
+// transform is one of the text transforms of a rule.
+type transform uint8
+
+const (
+	tTrim transform = iota
+	tLower
+	tUpper
+)
+
+var transformNames = map[string]transform{"trim": tTrim, "lower": tLower, "upper": tUpper}
+
+func applyTransforms(s string, ts []transform) string {
+	for _, t := range ts {
+		switch t {
+		case tTrim:
+			s = strings.TrimSpace(s)
+		case tLower:
+			s = strings.ToLower(s)
+		case tUpper:
+			s = strings.ToUpper(s)
+		}
+	}
+	return s
+}
+
+// plan is how one column (or JSONL member) becomes a field; computed once by New.
+type plan struct {
+	source   string // column or member name
+	field    string
+	fieldIdx int
+	kind     kind
+	drop     bool
+	isKey    bool
+	trans    []transform
+	time     *timeSpec // datetime and date fields only
+	prefix   []byte    // `"field":`
+}
+
+// Mapper turns records into request bodies. It is built by New for one input (one header) and
+// is not safe for concurrent use: call Map from one goroutine at a time (give each worker its
+// own Mapper, or map in one stage).
+type Mapper struct {
+	object    string
+	format    source.Format
+	matchKey  string
+	sheet     bool
+	fields    []string // schema field names, for suggestions
+	cols      []plan   // CSV/TSV: one per header column
+	members   map[string]*plan
+	consts    []byte // `"tier":"standard","x":1`, appended after the columns
+	constIdx  []int  // field indexes the constants fill (JSONL duplicate checks)
+	tail      []byte // `},"matchKey":"email"}`
+	emptyNull bool
+	nullValue string
+	seen      []uint32 // JSONL: per field, the generation of the last record that filled it
+	gen       uint32
+}
+
+const bodyHead = `{"record":{`
+
+// New checks the mapping m (nil for none) and the input's header against the schema and
+// prepares the per-column plans. header is the CSV/TSV header (nil for JSONL, where rules apply
+// by member name and unknown members are found per record and by CheckMembers).
+//
+// All problems found are returned together (errors.Join); unknown columns come as one
+// *UnknownColumnsError (find it with errors.As) that lists each with a hint.
+func New(schema sink.Schema, format source.Format, header []string, m *Mapping, opts Options) (*Mapper, error) {
+	if err := schema.Validate(); err != nil {
+		return nil, fmt.Errorf("schema: %w", err)
+	}
+	mp := &Mapper{
+		object:    schema.ObjectName,
+		format:    format,
+		sheet:     m != nil && m.sheet,
+		nullValue: opts.NullValue,
+	}
+	if mp.object == "" {
+		mp.object = "the schema"
+	}
+	switch opts.Empty {
+	case "", EmptyOmit:
+	case EmptyNull:
+		mp.emptyNull = true
+	default:
+		return nil, fmt.Errorf("empty cell treatment %q: use %q or %q", opts.Empty, EmptyOmit, EmptyNull)
+	}
+	switch format {
+	case source.CSV, source.TSV, source.JSONL:
+	default:
+		return nil, fmt.Errorf("unknown input format %q", format)
+	}
+	if m != nil {
+		if err := m.check(); err != nil {
+			return nil, err
+		}
+	}
+	for _, f := range schema.Fields {
+		mp.fields = append(mp.fields, f.Name)
+	}
+	fieldIdx := make(map[string]int, len(schema.Fields))
+	for i, f := range schema.Fields {
+		fieldIdx[f.Name] = i
+	}
+
+	var errs []error
+	bad := func(pos, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s: %s", m.name(), pos, fmt.Sprintf(format, args...)))
+	}
+
+	// The match key.
+	key, keyFrom := opts.MatchKey, ""
+	if key == "" && m != nil && m.MatchKey != "" {
+		key, keyFrom = m.MatchKey, " (matchKey in "+m.name()+")"
+	}
+	if key == "" {
+		key, keyFrom = schema.PrimaryKey, " (the schema's primary key)"
+	}
+	switch {
+	case key == "":
+		return nil, fmt.Errorf("no match key: the schema has no primary key; give one of its identity keys (%s)", strings.Join(schema.IdentityKeys, ", "))
+	case !schema.IsIdentityKey(key) && key != schema.PrimaryKey:
+		return nil, fmt.Errorf("match key %q%s is not an identity key of %s (use one of %s)", key, keyFrom, mp.object, strings.Join(schema.IdentityKeys, ", "))
+	}
+	mp.matchKey = key
+
+	// Plans for the rules, by source name.
+	rules := make(map[string]*plan)
+	var ruleOrder []*plan
+	rulePos := make(map[*plan]string)
+	if m != nil {
+		for i := range m.Rules {
+			r := &m.Rules[i]
+			p := &plan{source: r.Source, drop: r.Drop}
+			rules[r.Source] = p
+			ruleOrder = append(ruleOrder, p)
+			rulePos[p] = r.Pos
+			if r.Drop {
+				continue
+			}
+			typ, found := schema.FieldType(r.Field)
+			if !found {
+				bad(r.Pos, "field %q is not a field of %s%s", r.Field, mp.object, didYouMean(r.Field, mp.fields))
+				continue
+			}
+			if r.Type != "" && r.Type != typ {
+				bad(r.Pos, "source %q: type %s does not match field %s, which is %s in the schema", r.Source, r.Type, r.Field, typ)
+			}
+			p.field, p.fieldIdx, p.kind = r.Field, fieldIdx[r.Field], kindOf(typ)
+			for _, t := range r.Transforms {
+				p.trans = append(p.trans, transformNames[t])
+			}
+			if (r.Layout != "" || r.Timezone != "") && p.kind != kDatetime && p.kind != kDate {
+				bad(r.Pos, "source %q: layout and timezone apply to datetime and date fields; %s is %s", r.Source, r.Field, typ)
+				continue
+			}
+			if r.Timezone != "" && p.kind == kDate {
+				bad(r.Pos, "source %q: timezone applies to datetime fields; %s is a date", r.Source, r.Field)
+				continue
+			}
+			if p.kind == kDatetime || p.kind == kDate {
+				p.time = &timeSpec{layout: r.Layout, zoneTxt: r.Timezone}
+				p.time.zoned, p.time.abbrev = layoutZone(r.Layout)
+				if r.Timezone != "" {
+					p.time.loc, _ = loadZone(r.Timezone) // checked by m.check
+				}
+				if p.kind == kDatetime && r.Layout != "" && !p.time.zoned && r.Timezone == "" {
+					bad(r.Pos, "source %q: layout %q has no zone offset: add a timezone (e.g. timezone: America/New_York) to localize its times", r.Source, r.Layout)
+				}
+			}
+		}
+	}
+	defaultPlan := func(name string) *plan {
+		i, found := fieldIdx[name]
+		if !found {
+			return nil
+		}
+		f := schema.Fields[i]
+		p := &plan{source: name, field: name, fieldIdx: i, kind: kindOf(f.Type)}
+		if p.kind == kDatetime || p.kind == kDate {
+			p.time = &timeSpec{}
+		}
+		return p
+	}
+	finish := func(p *plan) {
+		if p.drop {
+			return
+		}
+		p.isKey = p.field == key
+		p.prefix = appendString(nil, p.field)
+		p.prefix = append(p.prefix, ':')
+	}
+
+	// Constants, pre-encoded.
+	constField := make(map[string]string)
+	if m != nil {
+		for _, c := range m.Constants {
+			typ, found := schema.FieldType(c.Field)
+			if !found {
+				bad(c.Pos, "constant field %q is not a field of %s%s", c.Field, mp.object, didYouMean(c.Field, mp.fields))
+				continue
+			}
+			if c.Type != "" && c.Type != typ {
+				bad(c.Pos, "constant %s: type %s does not match the schema, where %s is %s", c.Field, c.Type, c.Field, typ)
+				continue
+			}
+			if c.Field == key {
+				bad(c.Pos, "constant %s sets the match key: every record would match one profile; take the key from the data", c.Field)
+				continue
+			}
+			k := kindOf(typ)
+			if len(mp.consts) > 0 {
+				mp.consts = append(mp.consts, ',')
+			}
+			mp.consts = appendString(mp.consts, c.Field)
+			mp.consts = append(mp.consts, ':')
+			var r reason
+			mp.consts, r = appendValue(mp.consts, k, c.Value, &timeSpec{})
+			if r != ok {
+				bad(c.Pos, "constant %s: %s", c.Field, expectation(k, nil, r))
+			}
+			constField[c.Field] = c.Pos
+			mp.constIdx = append(mp.constIdx, fieldIdx[c.Field])
+		}
+	}
+
+	if format == source.JSONL {
+		mp.members = make(map[string]*plan)
+		for _, f := range schema.Fields {
+			if p := defaultPlan(f.Name); p != nil {
+				mp.members[f.Name] = p
+			}
+		}
+		for _, p := range ruleOrder {
+			mp.members[p.source] = p
+			if _, dup := constField[p.field]; dup && !p.drop {
+				bad(rulePos[p], "source %q fills field %s, which constant at %s also sets", p.source, p.field, constField[p.field])
+			}
+		}
+		for _, p := range mp.members {
+			finish(p)
+		}
+		mp.seen = make([]uint32, len(schema.Fields))
+	} else {
+		var unknown []UnknownColumn
+		used := make(map[*plan]bool)
+		target := make(map[string]string) // field -> the column that fills it
+		for name, pos := range constField {
+			target[name] = "constant at " + pos
+		}
+		for _, col := range header {
+			p := rules[col]
+			if p != nil {
+				used[p] = true
+			} else if p = defaultPlan(col); p == nil {
+				unknown = append(unknown, UnknownColumn{Name: col})
+				mp.cols = append(mp.cols, plan{source: col, drop: true})
+				continue
+			}
+			finish(p)
+			if !p.drop {
+				if prev, dup := target[p.field]; dup {
+					errs = append(errs, fmt.Errorf("column %q and %s both fill field %s: map or drop one of them in --mapping", col, prev, p.field))
+				}
+				target[p.field] = fmt.Sprintf("column %q", col)
+			}
+			mp.cols = append(mp.cols, *p)
+		}
+		for _, p := range ruleOrder {
+			if !used[p] {
+				bad(rulePos[p], "source %q is not a column of the input%s", p.source, didYouMean(p.source, header))
+			}
+		}
+		if len(unknown) > 0 {
+			// Suggest fields that no column fills yet.
+			var free []string
+			for _, f := range mp.fields {
+				if _, taken := target[f]; !taken {
+					free = append(free, f)
+				}
+			}
+			for i := range unknown {
+				unknown[i].Suggestion = suggest(unknown[i].Name, free)
+			}
+			errs = append(errs, &UnknownColumnsError{Object: mp.object, Kind: "column", Columns: unknown, sheet: mp.sheet})
+		} else if _, found := target[key]; !found && len(errs) == 0 {
+			errs = append(errs, fmt.Errorf("no column fills the match key %s: map a column to it (field: %s) in --mapping or match on another identity key", key, key))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	mp.tail = append(mp.tail, `},"matchKey":`...)
+	mp.tail = appendString(mp.tail, key)
+	mp.tail = append(mp.tail, '}')
+	return mp, nil
+}
+
+// MatchKey returns the field records are matched on; it is the body's matchKey.
+func (m *Mapper) MatchKey() string { return m.matchKey }
+
+// CheckMembers checks the member names of a JSONL record (the loader calls it on the first
+// record, at start-up) and returns an *UnknownColumnsError listing each member that is not a
+// field of the schema, not renamed and not dropped; nil if there is none.
+func (m *Mapper) CheckMembers(members []source.Member) error {
+	var unknown []UnknownColumn
+	for _, mem := range members {
+		if _, found := m.members[mem.Name]; !found {
+			unknown = append(unknown, UnknownColumn{Name: mem.Name, Suggestion: suggest(mem.Name, m.fields)})
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	return &UnknownColumnsError{Object: m.object, Kind: "member", Columns: unknown, sheet: m.sheet}
+}
+
+func didYouMean(name string, candidates []string) string {
+	if s := suggest(name, candidates); s != "" && s != name {
+		return fmt.Sprintf(" (did you mean %q?)", s)
+	}
+	return ""
+}
+
+// expectation describes, for a message, what a field of kind k takes and why a text was
+// refused. It never includes the text.
+func expectation(k kind, ts *timeSpec, r reason) string {
+	var want string
+	switch k {
+	case kString:
+		want = "a string"
+	case kInteger:
+		want = "an integer such as 42 or -7"
+	case kNumber:
+		want = "a number such as 1234.5 or -0.25"
+	case kBoolean:
+		want = "a boolean: true/false, yes/no or 1/0"
+	case kDate:
+		want = "a date YYYY-MM-DD such as 2026-04-21"
+		if ts != nil && ts.layout != "" {
+			want = fmt.Sprintf("a date in layout %q such as %s", ts.layout, exampleTime(ts))
+		}
+	case kDatetime:
+		want = "a datetime with a zone offset such as 2026-04-21T15:30:00Z"
+		if ts != nil && ts.layout != "" {
+			want = fmt.Sprintf("a datetime in layout %q such as %s", ts.layout, exampleTime(ts))
+		}
+	}
+	why := ""
+	switch r {
+	case badNaive:
+		why = "; the value has no zone offset: include one, or set a timezone (e.g. timezone: America/New_York) for it in --mapping"
+	case badGap:
+		why = fmt.Sprintf("; the value is a local time that does not exist in %s (skipped when clocks went forward)", ts.zoneTxt)
+	case badRange:
+		why = "; the value is beyond the range of a 64-bit float"
+	case badAbbrev:
+		why = fmt.Sprintf("; the value's zone abbreviation is not one of %s", ts.zoneTxt)
+	}
+	return "expected " + want + why
+}
+
+func exampleTime(ts *timeSpec) string {
+	loc := ts.loc
+	if loc == nil {
+		loc = time.UTC
+	}
+	return time.Date(2026, 4, 21, 15, 30, 0, 0, loc).Format(ts.layout)
+}

@@ -1,0 +1,282 @@
+package loader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"cdpload/checkpoint"
+	"cdpload/loader/mapper"
+	"cdpload/source"
+)
+
+// prepare does everything that can fail before the first request: it names the state
+// files, takes the checkpoint and decides where to start, opens the input, checks its
+// columns against the schema and opens the rejects. On error the returned run (possibly
+// nil) holds whatever must be released.
+func prepare(ctx context.Context, cfg Config) (*run, error) {
+	r := &run{cfg: cfg, pending: make(map[int64]outcome), next: 1}
+	r.sum = Summary{Input: cfg.Path, Validate: cfg.Validate, RejectsByReason: map[string]int64{}}
+	stdin := cfg.Path == "-"
+
+	format, err := formatOf(cfg)
+	if err != nil {
+		return r, err
+	}
+	paths, err := statePaths(cfg, format)
+	if err != nil {
+		return r, err
+	}
+	r.sum.Rejects, r.sum.RejectsLog = paths.rejects, paths.rejects+".log.jsonl"
+
+	var from source.Position
+	fresh := true
+	var rowsSize, logSize int64
+	if !stdin && !cfg.Validate {
+		r.sum.Checkpoint = paths.checkpoint
+		id, err := checkpoint.Identify(cfg.Path)
+		if err != nil {
+			return r, &ConfigError{Err: fmt.Errorf("input %w", err)}
+		}
+		ck, err := openCheckpoint(paths.checkpoint, id, optionsOf(cfg, format), cfg.Restart)
+		if err != nil {
+			return r, err
+		}
+		r.ckpt = ck
+		st := &ck.state
+		if st.Done {
+			r.sum.Status = StatusAlreadyFinished
+			r.sum.TotalAccepted, r.sum.TotalRejected = st.Accepted, st.Rejected
+			return r, nil
+		}
+		if st.Watermark > 0 || ck.resumed {
+			fresh = false
+			r.sum.Resumed = st.Watermark > 0
+			r.sum.Skipped = st.Watermark
+			from = source.Position{Num: st.Watermark, Line: st.Line, Offset: st.Offset}
+			rowsSize, logSize = st.RejectsSize, st.LogSize
+		}
+		r.mark = rowPos{num: st.Watermark, end: st.Offset, nextLine: st.Line}
+		r.next = st.Watermark + 1
+	}
+
+	r.in, err = source.Open(cfg.Path, cfg.Source, from)
+	if err != nil {
+		return r, &ConfigError{Err: err}
+	}
+	r.lastNum = from.Num
+	schema, err := cfg.Schema(ctx)
+	if err != nil {
+		var ce *ConfigError
+		if !errors.As(err, &ce) {
+			err = &StopError{Err: err}
+		}
+		return r, err
+	}
+	r.mp, err = mapper.New(schema, r.in.Format(), r.in.Header(), cfg.Mapping, cfg.Map)
+	if err != nil {
+		return r, &ConfigError{Err: fmt.Errorf("%s: %w", cfg.Path, err)}
+	}
+	if r.in.Format() == source.JSONL {
+		if err := r.peek(); err != nil {
+			return r, err
+		}
+	}
+	r.rej, err = openRejects(paths.rejects, r.in.HeaderRaw(), fresh, rowsSize, logSize)
+	if err != nil {
+		return r, &ConfigError{Err: err}
+	}
+	r.pace = newPacer(cfg.Rate, cfg.Burst)
+	return r, nil
+}
+
+// peek reads the first JSONL record ahead, so that members the schema lacks stop the run
+// at start-up instead of costing a reject per row.
+func (r *run) peek() error {
+	rec, err := r.in.Next()
+	if err == io.EOF {
+		return nil
+	}
+	if err != nil {
+		return &ConfigError{Err: err}
+	}
+	r.first = &rec
+	r.lastNum = rec.Num
+	if rec.Err != nil {
+		return nil
+	}
+	if err := r.mp.CheckMembers(rec.Members); err != nil {
+		return &ConfigError{Err: fmt.Errorf("%s: record %d (line %d): %w", r.cfg.Path, rec.Num, rec.Line, err)}
+	}
+	return nil
+}
+
+func formatOf(cfg Config) (source.Format, error) {
+	if cfg.Source.Format != "" {
+		return cfg.Source.Format, nil
+	}
+	if cfg.Path == "-" {
+		return "", configErr("standard input has no file name to tell its format: give --format csv, tsv or jsonl")
+	}
+	f, _, err := source.DetectFormat(cfg.Path)
+	if err != nil {
+		return "", &ConfigError{Err: err}
+	}
+	return f, nil
+}
+
+type paths struct{ checkpoint, rejects string }
+
+// statePaths names the checkpoint and the rejects: beside the input (or in --state-dir),
+// profiles.csv.gz giving profiles.csv.gz.cdpload.ckpt and profiles.rejects.csv.
+func statePaths(cfg Config, format source.Format) (paths, error) {
+	dir := cfg.StateDir
+	name := filepath.Base(cfg.Path)
+	if cfg.Path == "-" {
+		name = "stdin." + string(format)
+		if dir == "" {
+			dir = "."
+		}
+	}
+	if dir == "" {
+		dir = filepath.Dir(cfg.Path)
+	}
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return paths{}, configErr("state folder %s does not exist: create it or choose another with --state-dir", dir)
+	}
+	p := paths{checkpoint: cfg.Checkpoint, rejects: cfg.Rejects}
+	if p.checkpoint == "" {
+		p.checkpoint = filepath.Join(dir, name+".cdpload.ckpt")
+	}
+	if p.rejects == "" {
+		stem := strings.TrimSuffix(name, ".gz")
+		stem = strings.TrimSuffix(stem, filepath.Ext(stem))
+		ext := "." + string(format)
+		kind := ".rejects"
+		if cfg.Validate {
+			kind = ".validate.rejects" // never clobbers the rejects of a load in progress
+		}
+		p.rejects = filepath.Join(dir, stem+kind+ext)
+	}
+	if needsWrite := !cfg.Validate || cfg.Rejects == ""; needsWrite {
+		if err := writable(filepath.Dir(p.rejects)); err != nil {
+			return paths{}, configErr("cannot write the checkpoint and rejects in %s (%v): choose a writable folder with --state-dir", filepath.Dir(p.rejects), err)
+		}
+	}
+	return p, nil
+}
+
+// writable checks that files can be created in dir.
+func writable(dir string) error {
+	f, err := os.CreateTemp(dir, ".cdpload-probe-*")
+	if err != nil {
+		return errors.Unwrap(err)
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
+}
+
+// optionsOf lists the options that change what is sent, for the checkpoint: a resume with
+// other options would finish the file differently from how it began.
+func optionsOf(cfg Config, format source.Format) map[string]string {
+	delim := ""
+	if cfg.Source.Delimiter != 0 {
+		delim = string(cfg.Source.Delimiter)
+	}
+	return map[string]string{
+		"format":    string(format),
+		"delimiter": delim,
+		"matchKey":  cfg.Map.MatchKey,
+		"mapping":   cfg.MappingID,
+		"empty":     cfg.Map.Empty,
+		"nullValue": cfg.Map.NullValue,
+	}
+}
+
+// checkpointer owns the checkpoint file of a run: its lock and the state last saved.
+type checkpointer struct {
+	path    string
+	lock    *checkpoint.Lock
+	state   checkpoint.State
+	resumed bool // a checkpoint existed and is being continued
+	// base totals from earlier runs, to which this run's are added.
+	baseAccepted, baseRejected int64
+	saved                      int64 // watermark of the last save
+}
+
+// openCheckpoint locks the checkpoint and loads it. A checkpoint of another input or other
+// options, or one that cannot be read, is a *ConfigError unless restart is set.
+func openCheckpoint(path string, id checkpoint.Identity, opts map[string]string, restart bool) (*checkpointer, error) {
+	lock, err := checkpoint.Acquire(path)
+	if errors.Is(err, checkpoint.ErrLocked) {
+		return nil, fmt.Errorf("%w: %w", ErrLocked, err)
+	}
+	if err != nil {
+		return nil, &ConfigError{Err: err}
+	}
+	c := &checkpointer{path: path, lock: lock, saved: -1}
+	st, err := checkpoint.Load(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) || (err == nil && restart) || (err != nil && restart):
+		c.state = checkpoint.State{Version: 1, Input: id, Options: opts}
+	case err != nil:
+		lock.Release()
+		return nil, &ConfigError{Err: err}
+	default:
+		if err := st.Check(id, opts); err != nil {
+			lock.Release()
+			return nil, &ConfigError{Err: err}
+		}
+		c.state = *st
+		c.resumed = true
+		c.baseAccepted, c.baseRejected = st.Accepted, st.Rejected
+	}
+	return c, nil
+}
+
+// save writes the checkpoint at the watermark mark, unless nothing changed since the last.
+func (c *checkpointer) save(mark rowPos, rowsSize, logSize, accepted, rejected int64, done bool) error {
+	if mark.num == c.saved && !done {
+		return nil
+	}
+	s := &c.state
+	s.Watermark, s.Offset, s.Line = mark.num, mark.end, mark.nextLine
+	s.RejectsSize, s.LogSize = rowsSize, logSize
+	s.Accepted, s.Rejected = c.baseAccepted+accepted, c.baseRejected+rejected
+	s.Done = done
+	s.UpdatedAt = time.Now().UTC()
+	if err := checkpoint.Save(c.path, s); err != nil {
+		return err
+	}
+	c.saved = mark.num
+	return nil
+}
+
+func (c *checkpointer) close() error {
+	if c == nil || c.lock == nil {
+		return nil
+	}
+	return c.lock.Release()
+}
+
+// close releases what the run holds; it is safe on a partly prepared run.
+func (r *run) close() {
+	if r.in != nil {
+		r.in.Close()
+	}
+	r.ckpt.close()
+}
+
+func (r *run) summary() *Summary {
+	if r == nil {
+		return nil
+	}
+	return &r.sum
+}

@@ -1,0 +1,166 @@
+package loader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"cdpload/source"
+)
+
+// record is the recorder: the one goroutine that finishes rows. It takes outcomes in any
+// order, applies them in record order (writing rejects and moving the watermark) and saves
+// the checkpoint every interval. It returns when outcomes is closed; after a failure of
+// its own it halts the run and keeps draining, so no sender blocks.
+func (r *run) record(outcomes <-chan outcome) error {
+	tick := time.NewTicker(r.cfg.CheckpointInterval)
+	defer tick.Stop()
+	var failed error
+	for {
+		select {
+		case o, ok := <-outcomes:
+			if !ok {
+				return failed
+			}
+			if failed != nil {
+				continue
+			}
+			if err := r.complete(o); err != nil {
+				failed = err
+				r.fatal(err)
+			}
+		case <-tick.C:
+			if failed != nil {
+				continue
+			}
+			if err := r.save(false); err != nil {
+				failed = err
+				r.fatal(err)
+			}
+		}
+	}
+}
+
+// complete takes one finished row and applies every row it makes contiguous.
+func (r *run) complete(o outcome) error {
+	if o.reject != nil {
+		r.cfg.Counters.Rejected.Add(1)
+	} else {
+		r.cfg.Counters.Accepted.Add(1)
+	}
+	if o.pos.num != r.next {
+		r.pending[o.pos.num] = o
+		return nil
+	}
+	if err := r.apply(o); err != nil {
+		return err
+	}
+	for {
+		p, ok := r.pending[r.next]
+		if !ok {
+			return nil
+		}
+		delete(r.pending, r.next)
+		if err := r.apply(p); err != nil {
+			return err
+		}
+	}
+}
+
+// apply finishes the row at the watermark: its reject is written, the watermark passes it.
+func (r *run) apply(o outcome) error {
+	if o.reject == nil {
+		r.sum.Accepted++
+	} else {
+		if err := r.rej.write(o.raw, o.reject); err != nil {
+			return err
+		}
+		r.sum.Rejected++
+		r.sum.RejectsByReason[o.reject.Stage+" "+o.reject.Code]++
+		if r.cfg.MaxErrors > 0 && r.sum.Rejected > r.cfg.MaxErrors {
+			r.haltCause(&StopError{Err: fmt.Errorf("more than --max-errors %d rows rejected", r.cfg.MaxErrors)})
+			r.stopWork()
+		}
+	}
+	r.mark = o.pos
+	r.next = o.pos.num + 1
+	return nil
+}
+
+// save flushes the rejects and then writes the checkpoint, so that the checkpoint never
+// names reject bytes that are not on disk.
+func (r *run) save(done bool) error {
+	if err := r.rej.flush(); err != nil {
+		return err
+	}
+	if r.ckpt == nil {
+		return nil
+	}
+	return r.ckpt.save(r.mark, r.rej.rowsN, r.rej.logN, r.sum.Accepted, r.sum.Rejected, done)
+}
+
+// nextRecord returns the record read ahead at start-up, if any, then the input's records.
+func (r *run) nextRecord() (source.Record, error) {
+	if r.first != nil {
+		rec := *r.first
+		r.first = nil
+		return rec, nil
+	}
+	rec, err := r.in.Next()
+	if err == nil {
+		r.lastNum = rec.Num
+	}
+	return rec, err
+}
+
+func jitter() float64 { return rand.Float64() }
+
+// finish writes the last checkpoint and the summary, and says how the run ended.
+func (r *run) finish() (*Summary, error) {
+	cause := context.Cause(r.halt)
+	if r.halt.Err() == nil {
+		cause = nil
+	}
+	done := r.eof && len(r.pending) == 0 && r.next > r.lastNum
+	if done {
+		cause = nil // everything read was finished before the stop took effect
+	}
+	var errs []error
+	if err := r.save(done); err != nil {
+		errs = append(errs, err)
+	}
+	if err := r.rej.close(); err != nil {
+		errs = append(errs, err)
+	}
+	s := &r.sum
+	s.Read = r.cfg.Counters.Read.Load()
+	s.Unfinished = s.Read - s.Accepted - s.Rejected
+	s.Retries = r.cfg.Counters.Retries.Load()
+	s.RateLimited = r.cfg.Counters.RateLimited.Load()
+	s.Seconds = time.Since(r.start).Seconds()
+	if s.Seconds > 0 {
+		s.RowsPerSecond = float64(s.Accepted+s.Rejected) / s.Seconds
+	}
+	if r.ckpt != nil {
+		s.TotalAccepted = r.ckpt.state.Accepted
+		s.TotalRejected = r.ckpt.state.Rejected
+	}
+	err := errors.Join(append([]error{cause}, errs...)...)
+	if cause == nil && len(errs) > 0 {
+		err = &StopError{Err: errors.Join(errs...)}
+	}
+	switch {
+	case err == nil:
+		s.Status = StatusFinished
+	case errors.Is(err, ErrInterrupted):
+		s.Status = StatusInterrupted
+	default:
+		s.Status = StatusStopped
+	}
+	if err != nil {
+		s.Error = err.Error()
+	}
+	return s, err
+}

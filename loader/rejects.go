@@ -1,0 +1,179 @@
+package loader
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"cdpload/checkpoint"
+)
+
+// Reject is one line of the rejects log (PATH.log.jsonl): why a row was not accepted.
+type Reject struct {
+	Row           int64  `json:"row"`
+	Line          int64  `json:"line"`
+	Key           string `json:"key"`
+	Stage         string `json:"stage"`  // parse, map, validate or send
+	Status        int    `json:"status"` // HTTP status; 0 when no request was made
+	Code          string `json:"code"`
+	Message       string `json:"message"`
+	CorrelationID string `json:"correlationId"`
+	Attempts      int    `json:"attempts"`
+}
+
+// Reject stages.
+const (
+	StageParse    = "parse"
+	StageMap      = "map"
+	StageValidate = "validate"
+	StageSend     = "send"
+)
+
+// rejectFiles writes the two reject files: the rejected rows byte for byte in the input's
+// format (with the CSV header first), and the JSON log beside it. Files are created 0600
+// on the first reject, so a clean run leaves none. Not safe for concurrent use: only the
+// recorder writes.
+type rejectFiles struct {
+	path, logPath string
+	header        []byte // written first into a new rows file; nil for JSONL
+
+	rows, log   *os.File
+	rowsW, logW *bufio.Writer
+	rowsN, logN int64 // bytes written so far, buffered ones included
+}
+
+// openRejects prepares the reject files. A fresh run removes earlier ones; a resume keeps
+// exactly the first rowsSize and logSize bytes, which cover the rows up to the checkpoint.
+func openRejects(path string, header []byte, fresh bool, rowsSize, logSize int64) (*rejectFiles, error) {
+	r := &rejectFiles{path: path, logPath: path + ".log.jsonl", header: header}
+	if fresh {
+		for _, p := range []string{r.path, r.logPath} {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("rejects %s: %w", p, err)
+			}
+		}
+		return r, nil
+	}
+	var err error
+	if r.rows, r.rowsN, err = reopen(r.path, rowsSize); err != nil {
+		return nil, err
+	}
+	if r.log, r.logN, err = reopen(r.logPath, logSize); err != nil {
+		r.close()
+		return nil, err
+	}
+	r.wrap()
+	return r, nil
+}
+
+// reopen cuts a reject file back to size and opens it for appending.
+func reopen(path string, size int64) (*os.File, int64, error) {
+	if size == 0 { // nothing to keep: the file is made anew, header first, on the next reject
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, 0, fmt.Errorf("rejects %s: %w", path, err)
+		}
+		return nil, 0, nil
+	}
+	if err := checkpoint.TruncateTo(path, size); err != nil {
+		return nil, 0, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, 0, fmt.Errorf("rejects %s: %w", path, err)
+	}
+	return f, size, nil
+}
+
+func (r *rejectFiles) wrap() {
+	if r.rows != nil && r.rowsW == nil {
+		r.rowsW = bufio.NewWriterSize(r.rows, 64<<10)
+	}
+	if r.log != nil && r.logW == nil {
+		r.logW = bufio.NewWriterSize(r.log, 64<<10)
+	}
+}
+
+func (r *rejectFiles) create() error {
+	var err error
+	if r.rows == nil {
+		if r.rows, err = os.OpenFile(r.path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); err != nil {
+			return fmt.Errorf("rejects %s: %w", r.path, err)
+		}
+		r.rowsN = 0
+	}
+	if r.log == nil {
+		if r.log, err = os.OpenFile(r.logPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); err != nil {
+			return fmt.Errorf("rejects %s: %w", r.logPath, err)
+		}
+		r.logN = 0
+	}
+	r.wrap()
+	if r.rowsN == 0 && len(r.header) > 0 {
+		r.rowsW.Write(r.header)
+		r.rowsN += int64(len(r.header))
+	}
+	return nil
+}
+
+// write appends one rejected row and its log entry. raw is the row as read; a row without
+// a line terminator (the input's last) gets one so that later rows stay apart.
+func (r *rejectFiles) write(raw []byte, rej *Reject) error {
+	if r.rowsW == nil || r.logW == nil {
+		if err := r.create(); err != nil {
+			return err
+		}
+	}
+	line, err := json.Marshal(rej)
+	if err != nil {
+		return fmt.Errorf("rejects %s: %w", r.logPath, err)
+	}
+	r.rowsW.Write(raw) // a write error sticks to the writer and comes back from flush
+	r.rowsN += int64(len(raw))
+	if len(raw) > 0 && raw[len(raw)-1] != '\n' {
+		r.rowsW.WriteByte('\n')
+		r.rowsN++
+	}
+	r.logW.Write(line)
+	r.logW.WriteByte('\n')
+	r.logN += int64(len(line)) + 1
+	return nil
+}
+
+// flush writes buffered rejects to disk and syncs them, so that the sizes a checkpoint
+// records are on disk before the checkpoint is.
+func (r *rejectFiles) flush() error {
+	for _, p := range []struct {
+		w    *bufio.Writer
+		f    *os.File
+		path string
+	}{{r.rowsW, r.rows, r.path}, {r.logW, r.log, r.logPath}} {
+		if p.w == nil {
+			continue
+		}
+		if err := p.w.Flush(); err != nil {
+			return fmt.Errorf("rejects %s: %w", p.path, err)
+		}
+		if err := p.f.Sync(); err != nil {
+			return fmt.Errorf("rejects %s: %w", p.path, err)
+		}
+	}
+	return nil
+}
+
+func (r *rejectFiles) close() error {
+	var errs []error
+	if err := r.flush(); err != nil {
+		errs = append(errs, err)
+	}
+	for _, f := range []*os.File{r.rows, r.log} {
+		if f != nil {
+			if err := f.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

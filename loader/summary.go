@@ -1,0 +1,105 @@
+package loader
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+)
+
+// How a run ended, as the summary's status says.
+const (
+	StatusFinished        = "finished"         // every row read is accepted or rejected
+	StatusAlreadyFinished = "already-finished" // the checkpoint said so; nothing was sent
+	StatusStopped         = "stopped"          // stopped early; the rest is left for the resume
+	StatusInterrupted     = "interrupted"      // a signal stopped it; the rest is left for the resume
+)
+
+// Summary is what one run did, for a person on standard error and as JSON for a scheduler.
+// It holds counts and paths only, never profile values or the token.
+type Summary struct {
+	Input      string `json:"input"`
+	Status     string `json:"status"`
+	Error      string `json:"error,omitempty"`
+	Validate   bool   `json:"validate,omitempty"`
+	Checkpoint string `json:"checkpoint,omitempty"`
+	Rejects    string `json:"rejects,omitempty"`
+	RejectsLog string `json:"rejectsLog,omitempty"`
+
+	Resumed    bool  `json:"resumed"`
+	Skipped    int64 `json:"skipped"`    // records finished by earlier runs of this checkpoint
+	Read       int64 `json:"read"`       // records read by this run
+	Accepted   int64 `json:"accepted"`   // of those, accepted (validating: would be sent)
+	Rejected   int64 `json:"rejected"`   // of those, written to the rejects
+	Unfinished int64 `json:"unfinished"` // of those, left for the next run
+
+	RejectsByReason map[string]int64 `json:"rejectsByReason"` // "stage code" → rows
+	Retries         int64            `json:"retries"`
+	RateLimited     int64            `json:"rateLimited"` // 429 answers
+
+	Seconds       float64 `json:"seconds"`
+	RowsPerSecond float64 `json:"rowsPerSecond"`
+
+	TotalAccepted int64 `json:"totalAccepted"` // over every run of this checkpoint
+	TotalRejected int64 `json:"totalRejected"`
+}
+
+// WriteText writes the summary for a person.
+func (s *Summary) WriteText(w io.Writer) {
+	var b strings.Builder
+	verb := "load"
+	if s.Validate {
+		verb = "validate"
+	}
+	fmt.Fprintf(&b, "cdpload %s %s: %s\n", verb, s.Input, s.Status)
+	if s.Status == StatusAlreadyFinished {
+		fmt.Fprintf(&b, "  the checkpoint %s says this input was loaded already; nothing sent (use --restart to load it again)\n", s.Checkpoint)
+		io.WriteString(w, b.String())
+		return
+	}
+	if s.Resumed {
+		fmt.Fprintf(&b, "  resumed after record %d\n", s.Skipped)
+	}
+	accepted := "accepted"
+	if s.Validate {
+		accepted = "valid"
+	}
+	fmt.Fprintf(&b, "  rows read %d, %s %d, rejected %d", s.Read, accepted, s.Accepted, s.Rejected)
+	if s.Unfinished > 0 {
+		fmt.Fprintf(&b, ", left for the next run %d", s.Unfinished)
+	}
+	b.WriteString("\n")
+	reasons := make([]string, 0, len(s.RejectsByReason))
+	for k := range s.RejectsByReason {
+		reasons = append(reasons, k)
+	}
+	sort.Strings(reasons)
+	for _, k := range reasons {
+		fmt.Fprintf(&b, "    %-48s %d\n", k, s.RejectsByReason[k])
+	}
+	if !s.Validate {
+		fmt.Fprintf(&b, "  retries %d, 429 answers %d\n", s.Retries, s.RateLimited)
+	}
+	fmt.Fprintf(&b, "  %.1fs, %.0f rows/s\n", s.Seconds, s.RowsPerSecond)
+	if s.Rejected > 0 {
+		fmt.Fprintf(&b, "  rejected rows: %s (why: %s)\n", s.Rejects, s.RejectsLog)
+	}
+	if s.Error != "" {
+		fmt.Fprintf(&b, "  stopped: %s\n", s.Error)
+	}
+	io.WriteString(w, b.String())
+}
+
+// WriteJSONFile writes the summary as JSON to path, created 0600.
+func (s *Summary) WriteJSONFile(path string) error {
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return fmt.Errorf("summary %s: %w", path, err)
+	}
+	if err := os.WriteFile(path, append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("summary %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,371 @@
+package sink
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Outcome is what the caller should do next with a request, given how it ended.
+// The zero Outcome is not a valid outcome: a zero Result is never "accepted".
+type Outcome int
+
+// The outcomes of a request.
+const (
+	// Accepted: the server applied the upsert (or answered the read).
+	Accepted Outcome = iota + 1
+	// Rejected: the server refused this row; resending it would fail again. The row goes to
+	// the rejects; other rows may still succeed.
+	Rejected
+	// RateLimited: the server asked the client to slow down. Resend the row after
+	// Result.RetryAfter (or a backoff when it is 0) and lower the request rate.
+	RateLimited
+	// Transient: the request failed in a way that may pass. Resend with backoff. The upsert
+	// may or may not have been applied; resending is safe because upserts are idempotent.
+	Transient
+	// Fatal: every request would fail the same way (bad token, wrong base URL, untrusted
+	// certificate). Stop the run.
+	Fatal
+)
+
+var outcomeNames = map[Outcome]string{
+	Accepted:    "accepted",
+	Rejected:    "rejected",
+	RateLimited: "rate_limited",
+	Transient:   "transient",
+	Fatal:       "fatal",
+}
+
+// String returns the outcome's name in snake case, as written to logs and reports.
+func (o Outcome) String() string {
+	if s, ok := outcomeNames[o]; ok {
+		return s
+	}
+	return fmt.Sprintf("outcome(%d)", int(o))
+}
+
+// ErrorDetail is one entry of an API error's details: which field, and why.
+type ErrorDetail struct {
+	Field  string `json:"field"`
+	Reason string `json:"reason"`
+}
+
+// Result is how one request ended and what the caller should do next.
+type Result struct {
+	Outcome       Outcome
+	Status        int           // HTTP status; 0 when there was no response
+	Code          string        // API error code, e.g. CDP_ETL.VALIDATION.SCHEMA_MISMATCH
+	Message       string        // API error message, or a description of what went wrong; never holds the token
+	Details       []ErrorDetail // the API error's details
+	CorrelationID string        // the server's correlation id, for support requests
+	RetryAfter    time.Duration // the server's requested delay (Retry-After); 0 if absent or unparseable
+	Err           error         // the transport error, if any
+}
+
+// String describes the result in one line for logs, e.g.
+// "rejected: HTTP 422 CDP_ETL.VALIDATION.SCHEMA_MISMATCH: unknown field: x (correlation id c1)".
+func (r Result) String() string {
+	var b strings.Builder
+	b.WriteString(r.Outcome.String())
+	if r.Status != 0 {
+		fmt.Fprintf(&b, ": HTTP %d", r.Status)
+	}
+	if r.Code != "" {
+		b.WriteString(" " + r.Code)
+	}
+	if r.Message != "" {
+		b.WriteString(": " + r.Message)
+	}
+	if r.CorrelationID != "" {
+		fmt.Fprintf(&b, " (correlation id %s)", r.CorrelationID)
+	}
+	return b.String()
+}
+
+// statusRule is what a status means to the caller; hint says what to fix when it is fatal.
+type statusRule struct {
+	outcome Outcome
+	hint    string
+}
+
+// statusRules holds the statuses whose meaning differs from their class's (classRules).
+// The contract fixes 400, 401, 403, 422, 429 and 5xx; the rest are this client's decisions:
+// a status that every request of the run would get is Fatal, one that concerns this row
+// only is Rejected, one that may pass on its own is Transient.
+var statusRules = map[int]statusRule{
+	400: {Rejected, ""},
+	401: {Fatal, "the token is missing or invalid"},
+	403: {Fatal, "the token needs the cdp:profiles:write scope"},
+	404: {Fatal, "no such endpoint: check --base-url"},
+	405: {Fatal, "the endpoint does not take this method: check --base-url"},
+	406: {Fatal, "the server will not answer in JSON: check --base-url"},
+	407: {Fatal, "the proxy wants authentication: check HTTPS_PROXY"},
+	408: {Transient, ""},
+	409: {Transient, ""}, // a concurrent write to the same profile; a resend sees the settled state
+	410: {Fatal, "the endpoint is gone: check --base-url"},
+	411: {Fatal, ""},
+	413: {Rejected, ""}, // this row is too large; smaller rows may pass
+	415: {Fatal, ""},
+	422: {Rejected, ""},
+	425: {Transient, ""},
+	429: {RateLimited, ""},
+	431: {Fatal, ""},
+	501: {Fatal, "the server does not implement this endpoint: check --base-url"},
+	505: {Fatal, ""},
+	511: {Fatal, "the network wants a sign-in (captive portal)"},
+}
+
+// classRules is the default for each status class (index status/100). Redirects are never
+// followed (the token must not travel to another host), so a 3xx means the base URL is wrong.
+// Any 4xx not listed above concerns the request, so the row is rejected; it stays replayable
+// from the rejects file.
+var classRules = [6]statusRule{
+	2: {Accepted, ""},
+	3: {Fatal, "fix --base-url"},
+	4: {Rejected, ""},
+	5: {Transient, ""},
+}
+
+// codeRules classifies a 2xx answer whose body says it failed ("success": false), by the
+// API error code it carries. A code not listed, or none, makes it Transient: the server
+// contradicted itself, and a resend of an idempotent upsert is safe.
+var codeRules = map[string]Outcome{
+	"CDP_ETL.VALIDATION.REQUEST_INVALID": Rejected,
+	"CDP_ETL.VALIDATION.SCHEMA_MISMATCH": Rejected,
+	"CDP_ETL.AUTH.UNAUTHORIZED":          Fatal,
+	"CDP_ETL.AUTH.FORBIDDEN":             Fatal,
+	"CDP_ETL.RATE.LIMITED":               RateLimited,
+}
+
+// envelope is the contract's response body; every part is optional, unknown fields are ignored.
+type envelope struct {
+	Success       *bool           `json:"success"`
+	Data          json.RawMessage `json:"data"`
+	Error         json.RawMessage `json:"error"`
+	CorrelationID string          `json:"correlationId"`
+}
+
+type apiError struct {
+	Code    string        `json:"code"`
+	Message string        `json:"message"`
+	Details []ErrorDetail `json:"details"`
+}
+
+// Classify decides what the caller should do next with a request, from its response status,
+// headers and body (status 0 when there was no response) and the transport error, if any.
+// now is the time against which an HTTP-date Retry-After is measured. It is pure.
+//
+// Beyond the contract's table (see statusRules and classRules):
+//   - 2xx with an empty body, or a JSON body of any shape, is Accepted, unless it says
+//     "success": false or "data": {"accepted": false}; then the error code decides
+//     (codeRules), Transient by default.
+//   - 2xx with a body that is not JSON is Fatal: a web page answered, not the API, and
+//     counting its rows as accepted would lose them silently.
+//   - 2xx whose body was cut off (err != nil) is Transient: the answer cannot be checked,
+//     and resending is safe.
+//   - A status outside 200..599 is Transient.
+//   - Transport errors are Transient, except an untrusted certificate, a server that does not
+//     speak TLS, and an unknown host, which are Fatal. A cancelled context is Transient with
+//     Err set; the caller checks its context before retrying.
+func Classify(status int, header http.Header, body []byte, err error, now time.Time) Result {
+	if status == 0 {
+		return classifyTransport(err)
+	}
+	r := Result{Status: status, Err: err}
+	if v := header.Get("Retry-After"); v != "" {
+		r.RetryAfter, _ = ParseRetryAfter(v, now)
+	}
+	env, isJSON, isEmpty := parseEnvelope(body)
+	if isJSON {
+		r.CorrelationID = env.CorrelationID
+		if e, ok := parseAPIError(env.Error); ok {
+			r.Code, r.Message, r.Details = e.Code, e.Message, e.Details
+		}
+	}
+	if r.CorrelationID == "" {
+		r.CorrelationID = firstHeader(header, "X-Correlation-Id", "X-Request-Id")
+	}
+
+	rule, ok := statusRules[status]
+	if !ok && status >= 200 && status < 600 {
+		rule = classRules[status/100]
+	} else if !ok {
+		rule = statusRule{outcome: Transient}
+		r.Message = fmt.Sprintf("unexpected HTTP status %d", status)
+	}
+	r.Outcome = rule.outcome
+
+	switch {
+	case rule.outcome == Accepted && err != nil:
+		r.Outcome = Transient
+		r.Message = fmt.Sprintf("HTTP %d, but the response was cut off (%v): the upsert may have been applied and will be resent", status, err)
+	case rule.outcome == Accepted && isEmpty:
+	case rule.outcome == Accepted && !isJSON:
+		r.Outcome = Fatal
+		r.Message = fmt.Sprintf("HTTP %d with a non-JSON body: the server is not the Profiles API; check --base-url", status)
+	case rule.outcome == Accepted && saysFailed(env):
+		r.Outcome = Transient
+		if o, ok := codeRules[r.Code]; ok {
+			r.Outcome = o
+		}
+		if r.Message == "" {
+			r.Message = fmt.Sprintf("HTTP %d, but the body says the upsert failed", status)
+		}
+	case rule.outcome == Accepted:
+		r.Code, r.Message, r.Details = "", "", nil
+	case status/100 == 3:
+		r.Message = fmt.Sprintf("the base URL redirects (HTTP %d to %s): %s", status, redirectTarget(header), rule.hint)
+	default:
+		if r.Message == "" {
+			r.Message = fmt.Sprintf("HTTP %d", status)
+			if !isJSON && !isEmpty {
+				r.Message += " (non-JSON body)"
+			}
+		}
+		if rule.hint != "" {
+			r.Message += ": " + rule.hint
+		}
+	}
+	return r
+}
+
+// parseEnvelope decodes body leniently. isJSON reports whether body is JSON at all (an object
+// of another shape, an array, a string all count); isEmpty whether it is only white space.
+func parseEnvelope(body []byte) (env envelope, isJSON, isEmpty bool) {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		return env, false, true
+	}
+	if !json.Valid(trimmed) {
+		return env, false, false
+	}
+	if trimmed[0] == '{' {
+		// Fields of an unexpected type are left zero rather than failing the whole decode.
+		var fields map[string]json.RawMessage
+		if json.Unmarshal(trimmed, &fields) == nil {
+			var ok *bool
+			if json.Unmarshal(fields["success"], &ok) == nil {
+				env.Success = ok
+			}
+			var id string
+			if json.Unmarshal(fields["correlationId"], &id) == nil {
+				env.CorrelationID = id
+			}
+			env.Data, env.Error = fields["data"], fields["error"]
+		}
+	}
+	return env, true, false
+}
+
+// parseAPIError decodes the contract's error object; a bare string is taken as the message.
+func parseAPIError(raw json.RawMessage) (apiError, bool) {
+	var e apiError
+	if len(raw) == 0 || string(raw) == "null" {
+		return e, false
+	}
+	if json.Unmarshal(raw, &e) == nil {
+		return e, true
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return apiError{Message: s}, true
+	}
+	return e, false
+}
+
+// saysFailed reports whether a 2xx body explicitly denies success.
+func saysFailed(env envelope) bool {
+	if env.Success != nil && !*env.Success {
+		return true
+	}
+	var data struct {
+		Accepted *bool `json:"accepted"`
+	}
+	if len(env.Data) > 0 && json.Unmarshal(env.Data, &data) == nil && data.Accepted != nil {
+		return !*data.Accepted
+	}
+	return false
+}
+
+func firstHeader(h http.Header, names ...string) string {
+	for _, n := range names {
+		if v := h.Get(n); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// redirectTarget returns the Location of a redirect without credentials or query, which
+// may hold secrets.
+func redirectTarget(h http.Header) string {
+	loc := h.Get("Location")
+	if loc == "" {
+		return "an unnamed location"
+	}
+	u, err := url.Parse(loc)
+	if err != nil {
+		return "an unparseable location"
+	}
+	u.User, u.RawQuery, u.Fragment = nil, "", ""
+	return u.String()
+}
+
+// classifyTransport classifies a request that got no response.
+func classifyTransport(err error) Result {
+	r := Result{Outcome: Transient, Err: err}
+	if err == nil {
+		r.Message = "no response"
+		return r
+	}
+	inner := err
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		inner = ue.Err
+	}
+	var (
+		certErr      *tls.CertificateVerificationError
+		unknownAuth  x509.UnknownAuthorityError
+		hostErr      x509.HostnameError
+		invalidCert  x509.CertificateInvalidError
+		recordHdrErr tls.RecordHeaderError
+		dnsErr       *net.DNSError
+		netErr       net.Error
+	)
+	switch {
+	case errors.Is(err, context.Canceled):
+		r.Message = "canceled"
+	case errors.As(err, &hostErr):
+		r.Outcome = Fatal
+		r.Message = fmt.Sprintf("the server's TLS certificate is not valid for its host name (%v): check --base-url, or pass the right CA with --ca-file", hostErr)
+	case errors.As(err, &certErr), errors.As(err, &unknownAuth), errors.As(err, &invalidCert):
+		r.Outcome = Fatal
+		r.Message = fmt.Sprintf("the server's TLS certificate is not trusted (%v): if it is signed by a private CA, pass that CA with --ca-file", inner)
+	case errors.As(err, &recordHdrErr), strings.Contains(inner.Error(), "server gave HTTP response to HTTPS client"):
+		r.Outcome = Fatal
+		r.Message = "the server does not speak TLS: check the scheme of --base-url (http:// or https://)"
+	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+		r.Outcome = Fatal
+		r.Message = fmt.Sprintf("host %s not found: check --base-url", dnsErr.Name)
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		r.Message = fmt.Sprintf("timed out (%v)", inner)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		r.Message = fmt.Sprintf("connection refused (%v)", inner)
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		r.Message = fmt.Sprintf("connection closed by the server (%v)", inner)
+	default:
+		r.Message = inner.Error()
+	}
+	return r
+}

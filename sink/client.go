@@ -1,0 +1,294 @@
+// Package sink is the client of the Experiture CDP Profiles API: it sends one upsert per
+// request and classifies every answer by what the caller should do next (see Outcome).
+// It also reads the profiles schema. It does not retry or pace: that is the caller's job,
+// helped by the pure functions Classify, ParseRetryAfter and Backoff.
+package sink
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Config configures a Client.
+type Config struct {
+	BaseURL   string        // e.g. https://api.experiture.ai/public/v1; a trailing slash is tolerated
+	Token     string        // bearer token; never logged, never in an error message
+	Timeout   time.Duration // per request, body included; 0 means DefaultTimeout
+	CAFile    string        // PEM file of extra CA certificates, added to the system pool
+	Conns     int           // connections kept to the server, sized to the workers; 0 means DefaultConns
+	UserAgent string        // e.g. "cdpload/1.2.0"; empty means "cdpload"
+}
+
+// Defaults for the zero values of Config.
+const (
+	DefaultTimeout = 30 * time.Second
+	DefaultConns   = 4
+)
+
+// String describes the configuration without the token, so a Config can be logged.
+func (c Config) String() string {
+	tok := "unset"
+	if c.Token != "" {
+		tok = "set"
+	}
+	return fmt.Sprintf("sink.Config{BaseURL: %q, Token: %s, Timeout: %s, CAFile: %q, Conns: %d, UserAgent: %q}",
+		c.BaseURL, tok, c.Timeout, c.CAFile, c.Conns, c.UserAgent)
+}
+
+// GoString is String, so that %#v does not print the token either.
+func (c Config) GoString() string { return c.String() }
+
+const (
+	upsertPath = "/profiles/upsert"
+	schemaPath = "/metadata/objects/profiles"
+
+	maxBody  = 1 << 20 // bytes of a response read for classification
+	maxDrain = 4 << 20 // further bytes read and discarded so the connection can be reused
+)
+
+// Client sends requests to the Profiles API. It is safe for concurrent use; its connection
+// pool holds Config.Conns connections.
+type Client struct {
+	hc        *http.Client
+	base      string // for messages
+	upsertURL string
+	schemaURL string
+	token     string
+	ua        string
+	timeout   time.Duration
+}
+
+// String names the client's base URL, and never its token.
+func (c *Client) String() string { return "sink.Client(" + c.base + ")" }
+
+// GoString is String, so that %#v does not print the token either.
+func (c *Client) GoString() string { return c.String() }
+
+// New returns a Client for cfg. It fails on a base URL that is not http(s), a missing token,
+// or a CA file that cannot be read or holds no certificate. TLS is always verified.
+func New(cfg Config) (*Client, error) {
+	u, err := url.Parse(cfg.BaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("base URL %q is not a URL", cfg.BaseURL)
+	}
+	if u.User != nil {
+		return nil, errors.New("base URL must not hold credentials: pass the token instead")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("base URL %q must start with https:// (or http://) and name a host", cfg.BaseURL)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("base URL %q must not have a query or fragment", cfg.BaseURL)
+	}
+	if cfg.Token == "" {
+		return nil, errors.New("no API token")
+	}
+	if strings.IndexFunc(cfg.Token, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
+		return nil, errors.New("the API token holds control characters (a stray newline?)")
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawPath = ""
+	base := u.String()
+
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	conns := cfg.Conns
+	if conns <= 0 {
+		conns = DefaultConns
+	}
+	ua := cfg.UserAgent
+	if ua == "" {
+		ua = "cdpload"
+	}
+	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.CAFile != "" {
+		if tlsConf.RootCAs, err = loadCAs(cfg.CAFile); err != nil {
+			return nil, err
+		}
+	}
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dialer.DialContext,
+		TLSClientConfig:       tlsConf,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          conns,
+		MaxIdleConnsPerHost:   conns,
+		MaxConnsPerHost:       conns,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+	hc := &http.Client{
+		Transport: tr,
+		// Never follow a redirect: the token must not travel to another host, and a POST
+		// cannot be replayed faithfully across one. Classify makes the 3xx fatal.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return &Client{
+		hc:        hc,
+		base:      base,
+		upsertURL: base + upsertPath,
+		schemaURL: base + schemaPath,
+		token:     cfg.Token,
+		ua:        ua,
+		timeout:   timeout,
+	}, nil
+}
+
+// loadCAs returns the system pool (or an empty one) with the certificates of file added.
+func loadCAs(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("CA file: %w", err) // the *PathError names the file
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("CA file %s: no PEM certificate in it", file)
+	}
+	return pool, nil
+}
+
+// Close releases the client's idle connections.
+func (c *Client) Close() { c.hc.CloseIdleConnections() }
+
+// Upsert sends POST {base}/profiles/upsert with body, a JSON request body already encoded,
+// and returns how it ended. It never retries. When ctx ends, the Result is Transient with
+// Err set to ctx.Err(); the caller checks its context before retrying.
+func (c *Client) Upsert(ctx context.Context, body []byte) Result {
+	return c.do(ctx, http.MethodPost, c.upsertURL, body).Result
+}
+
+// APIError is a request that did not succeed; Result says why and what to do next
+// (Result.Outcome Fatal means stop).
+type APIError struct {
+	Op     string // the request, e.g. "GET /metadata/objects/profiles"
+	Result Result
+}
+
+// Error describes the request and how it ended; it never holds the token.
+func (e *APIError) Error() string { return e.Op + ": " + e.Result.String() }
+
+// Unwrap returns the transport error, if any.
+func (e *APIError) Unwrap() error { return e.Result.Err }
+
+// Schema reads the profiles schema (GET {base}/metadata/objects/profiles) and validates it.
+// Any failure is an *APIError: its Result tells a bad token (401/403, Fatal) from a passing
+// failure (Transient, RateLimited); an unusable schema document is Fatal.
+func (c *Client) Schema(ctx context.Context) (Schema, error) {
+	op := "GET " + schemaPath
+	r := c.do(ctx, http.MethodGet, c.schemaURL, nil)
+	if r.Outcome != Accepted {
+		return Schema{}, &APIError{Op: op, Result: r.Result}
+	}
+	s, err := decodeSchema(r.body)
+	if err != nil {
+		return Schema{}, &APIError{Op: op, Result: Result{
+			Outcome: Fatal, Status: r.Status, CorrelationID: r.CorrelationID,
+			Message: "the server's schema is unusable: " + err.Error(),
+		}}
+	}
+	return s, nil
+}
+
+func decodeSchema(body []byte) (Schema, error) {
+	var env struct {
+		Data json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(body, &env); err != nil {
+		return Schema{}, err
+	}
+	if len(env.Data) == 0 || string(env.Data) == "null" {
+		return Schema{}, errors.New(`no "data" in the response`)
+	}
+	return ParseSchema(env.Data)
+}
+
+// result is a Result with the body kept for callers that read it.
+type result struct {
+	Result
+	body []byte
+}
+
+// do sends one request, reads its response and classifies it.
+func (c *Client) do(parent context.Context, method, target string, body []byte) result {
+	if err := parent.Err(); err != nil {
+		return result{Result: Result{Outcome: Transient, Message: "canceled", Err: err}}
+	}
+	// The timeout is a context, not http.Client.Timeout, so that it covers the body and
+	// a cancellation of parent ends the request the same way.
+	ctx, cancel := context.WithTimeout(parent, c.timeout)
+	defer cancel()
+
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body) // sets GetBody, so the request can be replayed
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, rd)
+	if err != nil {
+		return result{Result: Result{Outcome: Fatal, Message: c.redact(err.Error()), Err: err}}
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.ua)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+		// Upserts are idempotent (the contract says so). Present but empty, this header is
+		// not sent; it lets net/http resend a request whose reused keep-alive connection
+		// turned out to be closed by the server before it was written.
+		req.Header["X-Idempotency-Key"] = nil
+	}
+
+	resp, err := c.hc.Do(req)
+	var r result
+	if err != nil {
+		r.Result = Classify(0, nil, nil, err, time.Now())
+	} else {
+		var rerr error
+		r.body, rerr = readBody(resp.Body)
+		r.Result = Classify(resp.StatusCode, resp.Header, r.body, rerr, time.Now())
+	}
+	if perr := parent.Err(); perr != nil && r.Err != nil {
+		r.Outcome, r.Message, r.Err = Transient, "canceled", perr
+	} else if r.Status == 0 && errors.Is(r.Err, context.DeadlineExceeded) {
+		r.Message = fmt.Sprintf("no complete answer within %s (timeout)", c.timeout)
+	}
+	r.Message = c.redact(r.Message)
+	for i := range r.Details {
+		r.Details[i].Reason = c.redact(r.Details[i].Reason)
+	}
+	return r
+}
+
+// readBody reads up to maxBody bytes of a response, drains a bounded remainder so the
+// connection can be reused, and closes it. The error is that of reading the kept part.
+func readBody(rc io.ReadCloser) ([]byte, error) {
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, maxBody))
+	if err == nil {
+		_, _ = io.Copy(io.Discard, io.LimitReader(rc, maxDrain))
+	}
+	return b, err
+}
+
+// redact removes the token from s, in case a server or proxy echoed it.
+func (c *Client) redact(s string) string {
+	return strings.ReplaceAll(s, c.token, "[token]")
+}

@@ -1,0 +1,77 @@
+package source
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"unicode/utf8"
+)
+
+// Options say how to read an input.
+type Options struct {
+	// Format is the input's format. The empty Format means: tell it from the file name
+	// (.csv, .tsv, .jsonl or .ndjson, each optionally followed by .gz).
+	Format Format
+	// Delimiter separates CSV and TSV fields. Zero means ',' for CSV and '\t' for TSV.
+	// It is ignored for JSONL.
+	Delimiter rune
+}
+
+// DetectFormat tells an input's format from its file name: .csv, .tsv, .jsonl or .ndjson,
+// each optionally followed by .gz (then compressed is true). The match ignores case.
+// An unknown extension is an error that names the file.
+func DetectFormat(name string) (f Format, compressed bool, err error) {
+	base := strings.ToLower(filepath.Base(name))
+	if strings.HasSuffix(base, ".gz") {
+		compressed = true
+		base = strings.TrimSuffix(base, ".gz")
+	}
+	switch filepath.Ext(base) {
+	case ".csv":
+		return CSV, compressed, nil
+	case ".tsv":
+		return TSV, compressed, nil
+	case ".jsonl", ".ndjson":
+		return JSONL, compressed, nil
+	}
+	return "", false, fmt.Errorf("%s: unknown format: the name should end in .csv, .tsv, .jsonl or .ndjson (optionally .gz), or the format be given", displayName(name))
+}
+
+// resolve fills in the defaults of opts for the input called name and checks them.
+func (opts Options) resolve(name string) (Options, error) {
+	if opts.Format == "" {
+		f, _, err := DetectFormat(name)
+		if err != nil {
+			return opts, err
+		}
+		opts.Format = f
+	}
+	switch opts.Format {
+	case CSV:
+		if opts.Delimiter == 0 {
+			opts.Delimiter = ','
+		}
+	case TSV:
+		if opts.Delimiter == 0 {
+			opts.Delimiter = '\t'
+		}
+	case JSONL:
+		opts.Delimiter = 0
+		return opts, nil
+	default:
+		return opts, fmt.Errorf("%s: unknown format %q: want %q, %q or %q", displayName(name), opts.Format, CSV, TSV, JSONL)
+	}
+	d := opts.Delimiter
+	if d == '"' || d == '\r' || d == '\n' || d == utf8.RuneError || !utf8.ValidRune(d) {
+		return opts, fmt.Errorf("%s: delimiter %q cannot separate fields", displayName(name), d)
+	}
+	return opts, nil
+}
+
+// displayName is how messages name an input: "-" reads as "stdin".
+func displayName(name string) string {
+	if name == "-" || name == "" {
+		return "stdin"
+	}
+	return name
+}
