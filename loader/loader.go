@@ -116,6 +116,8 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		return r.summary(), err
 	}
 	defer r.close()
+	cfg.Logger.Info("loading", "file", cfg.Path, "format", string(r.in.Format()), "matchKey", r.mp.MatchKey(),
+		"workers", cfg.Workers, "rate", cfg.Rate, "resumeAfterRecord", r.sum.Skipped, "validate", cfg.Validate)
 	return r.run(ctx)
 }
 
@@ -335,12 +337,15 @@ func (r *run) send(j *job) (o outcome, ok bool) {
 				r.fatal(fmt.Errorf("the API kept answering 429 for one row (%d times): it is rate limiting beyond reason; run again later", limited))
 				return outcome{}, false
 			}
-			r.pace.rateLimited(time.Now())
 			wait = min(res.RetryAfter, cfg.MaxRetryAfter)
 			if wait <= 0 {
 				wait = sink.Backoff(limited, cfg.BackoffBase, cfg.BackoffMax, jitter())
 			}
 			r.pace.pause(wait)
+			if r.pace.rateLimited(time.Now()) {
+				cfg.Logger.Warn("the API is rate limiting: all workers pause, then go on slower",
+					"pause", wait.String(), "rate", r.pace.limit())
+			}
 			continue // the pause holds every worker, this one included
 		default: // transient
 			transient++

@@ -100,19 +100,21 @@ func (p *pacer) pause(d time.Duration) {
 }
 
 // rateLimited lowers the pool's rate after a 429; answers that arrive together count once.
-func (p *pacer) rateLimited(now time.Time) {
+// It reports whether the rate changed.
+func (p *pacer) rateLimited(now time.Time) bool {
 	if p.ceiling <= 0 {
-		return
+		return false
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if now.Sub(p.lastDecrease) < decreaseEvery {
-		return
+		return false
 	}
 	p.lastDecrease = now
 	p.lim.SetLimitAt(now, rate.Limit(slower(float64(p.lim.Limit()), minRate)))
 	p.lastChange.Store(now.UnixNano())
 	p.slowed.Store(true)
+	return true
 }
 
 // succeeded lets the rate climb back towards the ceiling. Cheap when at the ceiling, so

@@ -15,6 +15,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,8 +27,8 @@ import (
 // test is built with it too.
 var raceEnabled bool
 
-// cdploadBin is the command under test, built once by TestMain.
-var cdploadBin string
+// cdploadBin and cdpemuBin are the commands under test, built once by TestMain.
+var cdploadBin, cdpemuBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "cdpload-e2e-")
@@ -35,15 +36,18 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	cdploadBin = filepath.Join(dir, "cdpload")
-	args := []string{"build", "-o", cdploadBin}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	build := exec.Command("go", append(args, ".")...)
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building cdpload:", err)
-		os.Exit(1)
+	cdpemuBin = filepath.Join(dir, "cdpemu")
+	for _, b := range []struct{ out, pkg string }{{cdploadBin, "."}, {cdpemuBin, "../cdpemu"}} {
+		args := []string{"build", "-o", b.out}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		build := exec.Command("go", append(args, b.pkg)...)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building", b.pkg, err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -214,10 +218,78 @@ func typed(col, v string) any {
 	return v
 }
 
-// checkState asserts that the emulator holds exactly the profiles the file describes.
-func checkState(t *testing.T, emu *cdpemu.Server, want map[string]map[string]any) {
+// profileStore is where a test reads the profiles back: the in-process emulator, or a
+// cdpemu process through its inspection paths.
+type profileStore interface {
+	Profile(key, value string) (map[string]any, bool)
+	Count() int
+}
+
+type inProcess struct{ *cdpemu.Server }
+
+func (e inProcess) Count() int { return e.Stats().Profiles }
+
+// emuProcess is a cdpemu process on loopback, read through /_emulator/.
+type emuProcess struct {
+	t    *testing.T
+	base string // http://ADDR
+}
+
+func (e emuProcess) get(path string, v any) bool {
+	resp, err := http.Get(e.base + path)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return false
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		e.t.Fatalf("GET %s: %v", path, err)
+	}
+	return true
+}
+
+func (e emuProcess) Profile(key, value string) (map[string]any, bool) {
+	var p map[string]any
+	ok := e.get("/_emulator/profiles/"+key+"/"+value, &p)
+	return p, ok
+}
+
+func (e emuProcess) Count() int {
+	var st cdpemu.Stats
+	e.get("/_emulator/stats", &st)
+	return st.Profiles
+}
+
+// startEmuProcess runs the cdpemu command on a free loopback port until the test ends, and
+// returns its base URL and a way to read its profiles.
+func startEmuProcess(t *testing.T, args ...string) (string, emuProcess) {
 	t.Helper()
-	if got := len(emu.Profiles()); got != len(want) {
+	addrFile := filepath.Join(t.TempDir(), "url")
+	cmd := exec.Command(cdpemuBin, append([]string{"--addr", "127.0.0.1:0", "--addr-file", addrFile,
+		"--token", testToken + "=cdp:profiles:write"}, args...)...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	})
+	var url string
+	waitFor(t, 10*time.Second, "cdpemu to listen", func() bool {
+		data, _ := os.ReadFile(addrFile)
+		url = strings.TrimSpace(string(data))
+		return url != ""
+	})
+	return url, emuProcess{t: t, base: strings.TrimSuffix(url, "/public/v1")}
+}
+
+// checkState asserts that the emulator holds exactly the profiles the file describes.
+func checkState(t *testing.T, emu profileStore, want map[string]map[string]any) {
+	t.Helper()
+	if got := emu.Count(); got != len(want) {
 		t.Errorf("emulator holds %d profiles, want %d", got, len(want))
 	}
 	bad := 0

@@ -32,7 +32,7 @@ func TestLoadCSVEndToEnd(t *testing.T) {
 	if res.code != exitRejected {
 		t.Fatalf("exit %d, want %d (finished with rejects)\n%s", res.code, exitRejected, res.stderr)
 	}
-	checkState(t, emu, tf.want)
+	checkState(t, inProcess{emu}, tf.want)
 	checkRejects(t, tf, header)
 	if st := emu.Stats(); st.ConcurrentSameProfile != 0 {
 		t.Errorf("%d upserts of one profile were in flight at once", st.ConcurrentSameProfile)
@@ -80,7 +80,7 @@ func TestLoadJSONL(t *testing.T) {
 	if res.code != exitRejected {
 		t.Fatalf("exit %d\n%s", res.code, res.stderr)
 	}
-	checkState(t, emu, map[string]map[string]any{
+	checkState(t, inProcess{emu}, map[string]map[string]any{
 		"A1": {"customer_id": "A1", "email": "a1@example.com", "orders_count": 3, "opted_in": true, "first_name": "Ann"},
 		"A2": {"customer_id": "A2", "email": "a2@example.com", "lifetime_value": 12.5, "last_order_at": "2026-01-02T03:04:05Z", "orders_count": 7},
 	})
@@ -147,7 +147,7 @@ func TestUnauthorizedStopsAndResumes(t *testing.T) {
 	if res.code != exitRejected {
 		t.Fatalf("resume: exit %d\n%s", res.code, res.stderr)
 	}
-	checkState(t, emu, tf.want)
+	checkState(t, inProcess{emu}, tf.want)
 	checkRejects(t, tf, header)
 }
 
@@ -186,7 +186,7 @@ func TestRateLimitedPausesPool(t *testing.T) {
 	if res.code != exitRejected {
 		t.Fatalf("exit %d\n%s", res.code, res.stderr)
 	}
-	checkState(t, emu, tf.want)
+	checkState(t, inProcess{emu}, tf.want)
 	checkRejects(t, tf, header)
 	mu.Lock()
 	defer mu.Unlock()
@@ -227,7 +227,7 @@ func TestKillAndResume(t *testing.T) {
 	if res.code != exitRejected {
 		t.Fatalf("final run: exit %d\n%s", res.code, res.stderr)
 	}
-	checkState(t, emu, tf.want)
+	checkState(t, inProcess{emu}, tf.want)
 	checkRejects(t, tf, header)
 }
 
@@ -261,7 +261,7 @@ func TestSIGTERMThenResume(t *testing.T) {
 	if s2.Skipped+s2.Read != tf.rows {
 		t.Errorf("resume skipped %d and read %d of %d rows", s2.Skipped, s2.Read, tf.rows)
 	}
-	checkState(t, emu, tf.want)
+	checkState(t, inProcess{emu}, tf.want)
 	checkRejects(t, tf, header)
 }
 

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"cdpload/checkpoint"
+	"cdpload/sink/cdpemu"
+)
+
+// Both commands as processes over loopback: a CSV and a gzipped JSONL file end in the
+// state they describe, read back through the emulator's inspection paths.
+func TestThroughEmulatorProcess(t *testing.T) {
+	url, emu := startEmuProcess(t, "--latency", "1ms", "--jitter", "1ms")
+	dir := t.TempDir()
+	tf := writeCSV(t, dir, 1500)
+	res := cdpload(t, nil, "load", "--base-url", url, "--workers", "16", "--rate", "0", "--progress", "none", tf.path)
+	if res.code != exitRejected {
+		t.Fatalf("csv: exit %d\n%s", res.code, res.stderr)
+	}
+	checkState(t, emu, tf.want)
+	checkRejects(t, tf, header)
+
+	jsonl := strings.Join([]string{
+		`{"customer_id":"C000001","tier":"jsonl","orders_count":null}`,
+		`{"customer_id":"J1","email":"j1@example.com","opted_in":false,"birth_date":"1980-02-29"}`,
+		`{"customer_id":"J1","first_name":"Jo"}`,
+	}, "\r\n") + "\r\n"
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(jsonl))
+	zw.Close()
+	path := filepath.Join(dir, "more.jsonl.gz")
+	os.WriteFile(path, gz.Bytes(), 0o644)
+	res = cdpload(t, nil, "load", "--base-url", url, "--progress", "none", path)
+	if res.code != exitOK {
+		t.Fatalf("jsonl.gz: exit %d\n%s", res.code, res.stderr)
+	}
+	tf.want["C000001"]["tier"] = "jsonl"
+	delete(tf.want["C000001"], "orders_count")
+	tf.want["J1"] = map[string]any{"customer_id": "J1", "email": "j1@example.com", "opted_in": false, "birth_date": "1980-02-29", "first_name": "Jo"}
+	checkState(t, emu, tf.want)
+}
+
+// An unfinished checkpoint is refused for a changed input, other options or when it is
+// unreadable (exit 2, nothing sent); --restart starts over.
+func TestCheckpointRefusals(t *testing.T) {
+	dir := t.TempDir()
+	tf := writeCSV(t, dir, 1000)
+	emu, url := emulator(t, cdpemu.Config{}, nil)
+	base := []string{"load", "--base-url", url, "--progress", "none", "--rate", "0"}
+	ckpt := tf.path + ".cdpload.ckpt"
+
+	// --max-errors stops the run early and leaves an unfinished checkpoint.
+	res := cdpload(t, nil, append(base, "--max-errors", "2", tf.path)...)
+	if res.code != exitStopped || !strings.Contains(res.stderr, "--max-errors") {
+		t.Fatalf("max-errors: exit %d\n%s", res.code, res.stderr)
+	}
+	ck, err := checkpoint.Load(ckpt)
+	if err != nil || ck.Done {
+		t.Fatalf("checkpoint after --max-errors: %+v %v", ck, err)
+	}
+	good, _ := os.ReadFile(ckpt)
+	input, _ := os.ReadFile(tf.path)
+
+	requests := func() int64 { return emu.Stats().Requests }
+	for _, tc := range []struct {
+		name  string
+		setup func()
+		args  []string
+		want  string
+	}{
+		{"other options", nil, []string{"--empty", "null"}, "empty"},
+		{"unreadable", func() { os.WriteFile(ckpt, good[:len(good)/2], 0o600) }, nil, "--restart"},
+		{"zero-filled", func() { os.WriteFile(ckpt, make([]byte, len(good)), 0o600) }, nil, "--restart"},
+		{"input changed", func() {
+			os.WriteFile(ckpt, good, 0o600)
+			f, _ := os.OpenFile(tf.path, os.O_APPEND|os.O_WRONLY, 0)
+			f.WriteString("C999999,x@example.com,,,,,,,\n")
+			f.Close()
+		}, nil, "--restart"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.setup != nil {
+				tc.setup()
+			}
+			before := requests()
+			args := append(append(append([]string{}, base...), tc.args...), tf.path)
+			res := cdpload(t, nil, args...)
+			if res.code != exitUsage || !strings.Contains(res.stderr, tc.want) {
+				t.Fatalf("exit %d, want 2 and %q\n%s", res.code, tc.want, res.stderr)
+			}
+			if n := requests() - before; n != 0 {
+				t.Errorf("%d requests sent", n)
+			}
+		})
+	}
+
+	// Back to the original input: --restart loads the whole file from record 1.
+	os.WriteFile(tf.path, input, 0o644)
+	res = cdpload(t, nil, append(base, "--restart", tf.path)...)
+	if res.code != exitRejected {
+		t.Fatalf("--restart: exit %d\n%s", res.code, res.stderr)
+	}
+	checkState(t, inProcess{emu}, tf.want)
+	checkRejects(t, tf, header)
+}
+
+// A second cdpload on the same checkpoint exits at once while the first one runs.
+func TestSecondLoaderRefused(t *testing.T) {
+	dir := t.TempDir()
+	tf := writeCSV(t, dir, 300)
+	_, url := emulator(t, cdpemu.Config{Latency: 20 * time.Millisecond}, nil)
+	args := []string{"load", "--base-url", url, "--workers", "1", "--progress", "none", tf.path}
+	first := command(nil, args...)
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { first.Process.Kill(); first.Wait() }()
+	waitFor(t, 10*time.Second, "the first loader's checkpoint", func() bool {
+		_, err := os.Stat(tf.path + ".cdpload.ckpt")
+		return err == nil
+	})
+	start := time.Now()
+	res := cdpload(t, nil, args...)
+	if res.code != exitStopped || !strings.Contains(res.stderr, "in use") {
+		t.Fatalf("second loader: exit %d\n%s", res.code, res.stderr)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("second loader took %v to give up", d)
+	}
+}
+
+// Several files in one command, each with its own checkpoint and rejects; and standard
+// input.
+func TestSeveralFilesAndStdin(t *testing.T) {
+	dir := t.TempDir()
+	a := filepath.Join(dir, "a.csv")
+	b := filepath.Join(dir, "b.tsv")
+	os.WriteFile(a, []byte("customer_id,tier\nA1,gold\nA2,2026-01-01T00:00:00\n"), 0o644)
+	os.WriteFile(b, []byte("customer_id\torders_count\nB1\t4\nB2\tfour\n"), 0o644)
+	emu, url := emulator(t, cdpemu.Config{}, nil)
+	res := cdpload(t, nil, "load", "--base-url", url, "--progress", "none", a, b)
+	if res.code != exitRejected {
+		t.Fatalf("exit %d\n%s", res.code, res.stderr)
+	}
+	for _, f := range []string{"a.csv.cdpload.ckpt", "b.tsv.cdpload.ckpt", "b.rejects.tsv"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	if data, _ := os.ReadFile(filepath.Join(dir, "b.rejects.tsv")); string(data) != "customer_id\torders_count\nB2\tfour\n" {
+		t.Errorf("b.rejects.tsv = %q", data)
+	}
+
+	cmd := command(nil, "load", "--base-url", url, "--progress", "none", "--format", "csv", "--state-dir", dir, "-")
+	cmd.Stdin = strings.NewReader("customer_id,email\nS1,s1@example.com\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("stdin: %v\n%s", err, out)
+	}
+	checkState(t, inProcess{emu}, map[string]map[string]any{
+		"A1": {"customer_id": "A1", "tier": "gold"},
+		"A2": {"customer_id": "A2", "tier": "2026-01-01T00:00:00"},
+		"B1": {"customer_id": "B1", "orders_count": 4},
+		"S1": {"customer_id": "S1", "email": "s1@example.com"},
+	})
+}
