@@ -79,6 +79,7 @@ func (r *run) apply(o outcome) error {
 		}
 		r.sum.Rejected++
 		r.sum.RejectsByReason[o.reject.Stage+" "+o.reject.Code]++
+		r.logReject(o.reject)
 		if r.cfg.MaxErrors > 0 && r.sum.Rejected > r.cfg.MaxErrors {
 			r.haltCause(&StopError{Err: fmt.Errorf("more than --max-errors %d rows rejected", r.cfg.MaxErrors)})
 			r.stopWork()
@@ -87,6 +88,29 @@ func (r *run) apply(o outcome) error {
 	r.mark = o.pos
 	r.next = o.pos.num + 1
 	return nil
+}
+
+// loggedRejects is how many rejected rows a run names in its log; the rest are only in
+// the rejects log, so a file of bad rows cannot flood a container's log.
+const loggedRejects = 10
+
+// logReject names a rejected row in the log. The API's message and the match-key value
+// may hold profile data, so they appear only with LogValues.
+func (r *run) logReject(rej *Reject) {
+	if r.sum.Rejected > loggedRejects {
+		return
+	}
+	attrs := []any{"row", rej.Row, "line", rej.Line, "stage", rej.Stage, "code", rej.Code}
+	if rej.Status != 0 {
+		attrs = append(attrs, "status", rej.Status)
+	}
+	if r.cfg.LogValues {
+		attrs = append(attrs, "key", rej.Key, "message", rej.Message)
+	}
+	r.cfg.Logger.Warn("row rejected", attrs...)
+	if r.sum.Rejected == loggedRejects {
+		r.cfg.Logger.Warn("further rejected rows are named only in the rejects log", "rejectsLog", r.sum.RejectsLog)
+	}
 }
 
 // save flushes the rejects and then writes the checkpoint, so that the checkpoint never

@@ -1,9 +1,11 @@
 package loader
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"sort"
 	"strings"
@@ -90,6 +92,29 @@ func (s *Summary) WriteText(w io.Writer) {
 		fmt.Fprintf(&b, "  stopped: %s\n", s.Error)
 	}
 	io.WriteString(w, b.String())
+}
+
+// Log writes the summary as one log record, for logs read by machines.
+func (s *Summary) Log(logger *slog.Logger) {
+	level := slog.LevelInfo
+	if s.Status == StatusStopped || s.Status == StatusInterrupted || s.Rejected > 0 {
+		level = slog.LevelWarn
+	}
+	attrs := []slog.Attr{
+		slog.String("input", s.Input), slog.String("status", s.Status),
+		slog.Int64("skipped", s.Skipped), slog.Int64("read", s.Read), slog.Int64("accepted", s.Accepted),
+		slog.Int64("rejected", s.Rejected), slog.Int64("unfinished", s.Unfinished),
+		slog.Any("rejectsByReason", s.RejectsByReason), slog.Int64("retries", s.Retries),
+		slog.Int64("rateLimited", s.RateLimited), slog.Float64("seconds", s.Seconds),
+		slog.Float64("rowsPerSecond", s.RowsPerSecond),
+	}
+	if s.Rejected > 0 {
+		attrs = append(attrs, slog.String("rejects", s.Rejects), slog.String("rejectsLog", s.RejectsLog))
+	}
+	if s.Error != "" {
+		attrs = append(attrs, slog.String("error", s.Error))
+	}
+	logger.LogAttrs(context.Background(), level, "summary", attrs...)
 }
 
 // WriteJSONFile writes the summary as JSON to path, created 0600.

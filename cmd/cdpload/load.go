@@ -35,6 +35,16 @@ func runLoad(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 		return err
 	}
 	logger := newLogger(o.logFormat, stderr)
+	err = o.load(cmd, logger, stdout, stderr, sigs)
+	if err != nil && o.logFormat == "json" && !errors.Is(err, errRejected) {
+		logger.Error("cdpload stopped", "err", err.Error(), "exitCode", exitCode(err))
+		return &loggedError{err: err}
+	}
+	return err
+}
+
+// load runs the files of o one after another.
+func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer, sigs <-chan os.Signal) error {
 	validate := cmd == "validate"
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -59,7 +69,7 @@ func runLoad(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 		}
 	}()
 
-	base, err := o.setup(ctx, validate, logger)
+	base, err := o.setup(validate, logger)
 	if err != nil {
 		return err
 	}
@@ -72,7 +82,11 @@ func runLoad(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 		sum, err := loader.Run(ctx, cfg)
 		stopProgress()
 		if sum != nil {
-			sum.WriteText(stderr)
+			if o.logFormat == "json" {
+				sum.Log(logger) // one JSON object per line, as a log collector wants
+			} else {
+				sum.WriteText(stderr)
+			}
 			if o.summary != "" {
 				if werr := sum.WriteJSONFile(summaryPath(o.summary, file, len(o.files))); werr != nil {
 					logger.Error("writing the summary", "err", werr)
@@ -113,7 +127,7 @@ func summaryPath(path, input string, inputs int) string {
 
 // setup turns the options into a loader configuration: the client, the schema, the
 // mapping. Nothing here reads an input file.
-func (o *options) setup(ctx context.Context, validate bool, logger *slog.Logger) (loader.Config, error) {
+func (o *options) setup(validate bool, logger *slog.Logger) (loader.Config, error) {
 	delim, _ := o.delimiterRune()
 	format := source.Format(o.format)
 	if format == "ndjson" {

@@ -94,11 +94,18 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, sigs <-chan o
 		fmt.Fprint(stderr, mainUsage)
 		err = &usageError{msg: fmt.Sprintf("unknown command %q", cmd)}
 	}
-	if err != nil && !errors.Is(err, errRejected) {
+	var logged *loggedError
+	if err != nil && !errors.Is(err, errRejected) && !errors.As(err, &logged) {
 		fmt.Fprintf(stderr, "cdpload: %v\n", err)
 	}
 	return err
 }
+
+// loggedError is an error already written to the log (as JSON), not to be printed again.
+type loggedError struct{ err error }
+
+func (e *loggedError) Error() string { return e.err.Error() }
+func (e *loggedError) Unwrap() error { return e.err }
 
 const mainUsage = `cdpload loads customer profiles into the Experiture CDP, one upsert per row.
 

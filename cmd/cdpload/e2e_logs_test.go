@@ -1,0 +1,106 @@
+package main
+
+import (
+	"encoding/json"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"cdpload/sink/cdpemu"
+)
+
+// With --log-format json every line on standard error is one JSON object, rejected rows
+// are named without their values, and --log-values adds the match-key value.
+func TestJSONLogsHoldNoValues(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "p.csv")
+	os.WriteFile(path, []byte("customer_id,email,orders_count\nSECRET-ID-1,hidden@example.com,many\nC2,c2@example.com,3\n"), 0o644)
+	_, url := emulator(t, cdpemu.Config{}, nil)
+
+	res := cdpload(t, nil, "load", "--base-url", url, "--log-format", "json", "--progress", "none", path)
+	if res.code != exitRejected {
+		t.Fatalf("exit %d\n%s", res.code, res.stderr)
+	}
+	var sawReject, sawSummary bool
+	for _, line := range strings.Split(strings.TrimSpace(res.stderr), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("stderr line is not JSON: %q", line)
+		}
+		for _, k := range []string{"time", "level", "msg"} {
+			if _, ok := rec[k]; !ok {
+				t.Errorf("log line lacks %q: %s", k, line)
+			}
+		}
+		switch rec["msg"] {
+		case "row rejected":
+			sawReject = rec["row"] == 1.0 && rec["code"] == "bad_value"
+		case "summary":
+			sawSummary = rec["accepted"] == 1.0 && rec["rejected"] == 1.0
+		}
+	}
+	if !sawReject || !sawSummary {
+		t.Errorf("missing the reject or the summary record:\n%s", res.stderr)
+	}
+	for _, v := range []string{"SECRET-ID-1", "hidden@example.com", "many"} {
+		if strings.Contains(res.stderr, v) {
+			t.Errorf("the log shows the profile value %q:\n%s", v, res.stderr)
+		}
+	}
+
+	res = cdpload(t, nil, "load", "--base-url", url, "--log-values", "--restart", "--progress", "none", path)
+	if !strings.Contains(res.stderr, "SECRET-ID-1") {
+		t.Errorf("--log-values does not name the row's key:\n%s", res.stderr)
+	}
+}
+
+// The token is in no output and no file the run writes, whatever happens.
+func TestTokenNeverWritten(t *testing.T) {
+	const sentinel = "tok-SENTINEL-7d2e9a"
+	dir := t.TempDir()
+	tf := writeCSV(t, dir, 400)
+	_, url := emulator(t, cdpemu.Config{Tokens: map[string][]string{sentinel: {"cdp:profiles:write"}}, FailRate: 0.05, Seed: 3}, nil)
+	tokenFile := filepath.Join(dir, "token")
+	os.WriteFile(tokenFile, []byte(sentinel+"\n"), 0o600)
+	summary := filepath.Join(dir, "summary.json")
+	var outputs []string
+	for _, args := range [][]string{
+		{"load", "--base-url", url, "--rate", "0", "--progress", "log", "--summary", summary, tf.path},
+		{"load", "--base-url", url, "--rate", "0", "--log-format", "json", "--restart", "--summary", summary, "--log-values", tf.path},
+		{"load", "--base-url", url, "--rate", "0", "--restart", "--max-errors", "1", tf.path},
+	} {
+		res := cdpload(t, []string{"CDP_TOKEN=", "CDPLOAD_TOKEN_FILE=" + tokenFile}, args...)
+		if res.code != exitRejected && res.code != exitStopped {
+			t.Fatalf("%v: exit %d\n%s", args, res.code, res.stderr)
+		}
+		outputs = append(outputs, res.stdout, res.stderr)
+	}
+	res := cdpload(t, []string{"CDP_TOKEN=" + sentinel + "x"}, "load", "--base-url", url, tf.path) // a 401
+	outputs = append(outputs, res.stdout, res.stderr)
+	for i, out := range outputs {
+		if strings.Contains(out, sentinel) {
+			t.Errorf("output %d shows the token:\n%s", i, out)
+		}
+	}
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || path == tokenFile {
+			return err
+		}
+		data, _ := os.ReadFile(path)
+		if strings.Contains(string(data), sentinel) {
+			t.Errorf("%s holds the token", path)
+		}
+		return nil
+	})
+}
+
+// An input in a folder where nothing can be written is a start-up error naming --state-dir.
+func TestUnwritableStateFolder(t *testing.T) {
+	_, url := emulator(t, cdpemu.Config{}, nil)
+	res := cdpload(t, nil, "load", "--base-url", url, "--format", "csv", "--progress", "none", "/proc/version")
+	if res.code != exitUsage || !strings.Contains(res.stderr, "--state-dir") {
+		t.Fatalf("exit %d, want 2 naming --state-dir\n%s", res.code, res.stderr)
+	}
+}
