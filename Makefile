@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN     := bin
 
-.PHONY: help build demo test check bench fuzz clean
+.PHONY: help build demo test soak check bench fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -25,6 +25,9 @@ check: ## gofmt and go vet
 test: check ## gofmt, go vet and every test under the race detector
 	$(GO) test -race -count=1 ./...
 
+soak: check ## the full crash, outage and fault suites (200,000-row kills, a 60 s storm)
+	CDPLOAD_SOAK=1 $(GO) test -race -count=1 -timeout 60m ./cmd/cdpload/
+
 bench: ## the per-row benchmarks (parse, map, encode) with allocations
 	$(GO) test -run '^$$' -bench . -benchmem ./source/ ./loader/...
 
@@ -32,6 +35,8 @@ FUZZTIME ?= 30s
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	$(GO) test -run '^$$' -fuzz '^FuzzCSV$$' -fuzztime $(FUZZTIME) ./source/
 	$(GO) test -run '^$$' -fuzz '^FuzzJSONL$$' -fuzztime $(FUZZTIME) ./source/
+	$(GO) test -run '^$$' -fuzz '^FuzzCoerce$$' -fuzztime $(FUZZTIME) ./loader/mapper/
+	$(GO) test -run '^$$' -fuzz '^FuzzAppendString$$' -fuzztime $(FUZZTIME) ./loader/mapper/
 
 clean: ## remove built binaries and demo state
 	rm -rf $(BIN) .demo

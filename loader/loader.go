@@ -20,6 +20,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -50,10 +51,13 @@ type Config struct {
 	Sender   Sender // nil only when validating
 	Validate bool   // parse, map and check; send nothing, keep no checkpoint
 
-	Workers       int
-	Rate          float64 // requests per second over the whole pool; 0 is unlimited
-	Burst         int
-	MaxRetries    int           // attempts after the first for 5xx, timeouts and resets
+	Workers    int
+	Rate       float64 // requests per second over the whole pool; 0 is unlimited
+	Burst      int
+	MaxRetries int // attempts after the first for 5xx, timeouts and resets
+	// OutageTimeout is how long every request may fail before the run stops; until then a
+	// row whose retries are spent while no other row gets through is retried, not rejected.
+	OutageTimeout time.Duration
 	MaxRetryAfter time.Duration // cap on a 429's Retry-After
 	BackoffBase   time.Duration // first backoff step; doubled per attempt, with full jitter
 	BackoffMax    time.Duration
@@ -109,9 +113,15 @@ var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b
 func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	cfg.defaults()
 	r, err := prepare(ctx, cfg)
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("%w before the first row: %w", ErrInterrupted, err)
+	}
 	if err != nil || r.sum.Status == StatusAlreadyFinished {
 		if r != nil {
 			r.close()
+		}
+		if err != nil {
+			r.sum.Status, r.sum.Error = StatusFailed, err.Error()
 		}
 		return r.summary(), err
 	}
@@ -140,6 +150,9 @@ func (c *Config) defaults() {
 	if c.BackoffMax <= 0 {
 		c.BackoffMax = 30 * time.Second
 	}
+	if c.OutageTimeout <= 0 {
+		c.OutageTimeout = 10 * time.Minute
+	}
 	if c.MaxRetryAfter <= 0 {
 		c.MaxRetryAfter = 5 * time.Minute
 	}
@@ -152,7 +165,7 @@ func (c *Config) defaults() {
 type run struct {
 	cfg   Config
 	in    *source.Reader
-	first *source.Record // a record read ahead at start-up (JSONL), sent first
+	ahead []source.Record // records read ahead at start-up (JSONL), sent first
 	mp    *mapper.Mapper
 	rej   *rejectFiles
 	pace  *pacer
@@ -169,6 +182,11 @@ type run struct {
 	next    int64  // the lowest record number not yet finished
 	mark    rowPos // the last record of the finished prefix: the watermark
 	pending map[int64]outcome
+
+	lastAnswer atomic.Int64   // unix nanoseconds: the latest send time of a request the API answered
+	failedAt   []atomic.Int64 // per worker, unix nanoseconds: when its latest failed request was sent
+	// blindReject is when a row was last rejected with no other request to judge by.
+	blindReject atomic.Int64
 
 	// reader state, read by finish after the reader has returned.
 	eof     bool
@@ -198,8 +216,9 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 
 	var g errgroup.Group
 	g.Go(func() error { return r.read(queues, outcomes) })
-	for _, q := range queues {
-		g.Go(func() error { r.worker(q, outcomes); return nil })
+	r.failedAt = make([]atomic.Int64, len(queues))
+	for i, q := range queues {
+		g.Go(func() error { r.worker(i, q, outcomes); return nil })
 	}
 	var readErr error
 	go func() {
@@ -288,13 +307,13 @@ func partition(key string, n int) int {
 
 // worker sends the rows of its queue one after another. After a halt it leaves the rows
 // still queued unsent: the checkpoint stays below them and the resume sends them.
-func (r *run) worker(q <-chan job, outcomes chan<- outcome) {
+func (r *run) worker(id int, q <-chan job, outcomes chan<- outcome) {
 	for j := range q {
 		if r.halt.Err() != nil {
 			bodyPool.Put(j.body)
 			continue
 		}
-		o, ok := r.send(&j)
+		o, ok := r.send(id, &j)
 		bodyPool.Put(j.body)
 		if ok {
 			outcomes <- o
@@ -304,9 +323,10 @@ func (r *run) worker(q <-chan job, outcomes chan<- outcome) {
 
 // send delivers one row, retrying as its answers allow. ok is false when the row was left
 // unfinished (the run halted or a fatal answer came).
-func (r *run) send(j *job) (o outcome, ok bool) {
+func (r *run) send(id int, j *job) (o outcome, ok bool) {
 	cfg, c := r.cfg, r.cfg.Counters
 	attempts, transient, limited := 0, 0, 0
+	var firstFail, prevFail time.Time // when the row's first and latest failed attempts were sent
 	for {
 		if err := r.pace.wait(r.halt); err != nil {
 			return outcome{}, false
@@ -316,6 +336,7 @@ func (r *run) send(j *job) (o outcome, ok bool) {
 		if attempts > 1 {
 			c.Retries.Add(1)
 		}
+		sentAt := time.Now()
 		res := cfg.Sender.Upsert(r.work, *j.body)
 		if r.work.Err() != nil {
 			return outcome{}, false // cut off by the drain timeout or a fatal answer
@@ -324,13 +345,16 @@ func (r *run) send(j *job) (o outcome, ok bool) {
 		switch res.Outcome {
 		case sink.Accepted:
 			r.pace.succeeded(time.Now())
+			r.answered(sentAt)
 			return outcome{pos: j.pos}, true
 		case sink.Rejected:
+			r.answered(sentAt)
 			return r.sendReject(j, res, attempts), true
 		case sink.Fatal:
 			r.fatal(fmt.Errorf("the API refused the run: %s", describe(res)))
 			return outcome{}, false
 		case sink.RateLimited:
+			r.answered(sentAt) // the API is up, only busy
 			c.RateLimited.Add(1)
 			limited++
 			if limited > max429 {
@@ -349,13 +373,25 @@ func (r *run) send(j *job) (o outcome, ok bool) {
 			continue // the pause holds every worker, this one included
 		default: // transient
 			transient++
+			r.failedAt[id].Store(sentAt.UnixNano())
+			if firstFail.IsZero() {
+				firstFail = sentAt
+			}
 			if transient > cfg.MaxRetries {
-				if res.Status == 0 {
-					r.fatal(fmt.Errorf("the API is unreachable after %d attempts: %s", attempts, describe(res)))
+				switch r.exhausted(id, firstFail, prevFail, res) {
+				case rowFault:
+					return r.sendReject(j, res, attempts), true
+				case outageTooLong:
+					r.fatal(fmt.Errorf("the API has answered no request for %s (last: %s); run again to resume when it is back",
+						cfg.OutageTimeout, describe(res)))
 					return outcome{}, false
 				}
-				return r.sendReject(j, res, attempts), true
+				if transient == cfg.MaxRetries+1 {
+					cfg.Logger.Warn("the API fails every request: waiting for it to recover", "last", describe(res),
+						"outageTimeout", cfg.OutageTimeout.String())
+				}
 			}
+			prevFail = sentAt
 			wait = sink.Backoff(transient, cfg.BackoffBase, cfg.BackoffMax, jitter())
 		}
 		t := time.NewTimer(wait)
@@ -366,6 +402,59 @@ func (r *run) send(j *job) (o outcome, ok bool) {
 		case <-t.C:
 		}
 	}
+}
+
+// Verdicts on a row whose retries are spent.
+const (
+	outage        = iota // nothing is getting through: keep retrying, the row is not at fault
+	rowFault             // other rows got answers meanwhile: the failure is this row's
+	outageTooLong        // nothing got through for longer than the outage timeout: stop
+)
+
+// answered notes that a request sent at sentAt got an answer from the API (accepted or
+// rejected): the API was working then.
+func (r *run) answered(sentAt time.Time) {
+	at := sentAt.UnixNano()
+	for {
+		cur := r.lastAnswer.Load()
+		if cur >= at || r.lastAnswer.CompareAndSwap(cur, at) {
+			return
+		}
+	}
+}
+
+// exhausted judges a row that failed more than --max-retries times: the first failed
+// request was sent at firstFail, the one before the last at prevFail, and the last got res.
+//
+// When a request sent after prevFail got an answer, the API works and the row itself is
+// the problem: it is rejected. When other workers' requests failed too since firstFail,
+// the API is down: rejecting rows would turn an outage into a million rejects, so the row
+// waits, and past the outage timeout the run stops for a later resume. With no other
+// request to learn from (--workers 1, or the end of a file), a row the API answered with
+// an error is rejected, unless the last row rejected that way was followed by no answer
+// at all: then this is an outage too, so at most one row is rejected for it.
+func (r *run) exhausted(id int, firstFail, prevFail time.Time, res sink.Result) int {
+	if r.lastAnswer.Load() > prevFail.UnixNano() {
+		return rowFault
+	}
+	othersFail := false
+	for i := range r.failedAt {
+		if i != id && r.failedAt[i].Load() >= firstFail.UnixNano() {
+			othersFail = true
+			break
+		}
+	}
+	if !othersFail && res.Status != 0 {
+		last := r.blindReject.Load()
+		if last == 0 || r.lastAnswer.Load() > last {
+			r.blindReject.Store(time.Now().UnixNano())
+			return rowFault
+		}
+	}
+	if time.Since(firstFail) > r.cfg.OutageTimeout {
+		return outageTooLong
+	}
+	return outage
 }
 
 func (r *run) sendReject(j *job, res sink.Result, attempts int) outcome {

@@ -68,14 +68,30 @@ func newPacer(perSecond float64, burst int) *pacer {
 	return p
 }
 
-// wait blocks until the next attempt may start: after any pause, then with a token.
-// It returns the context's error if the context ends first.
+// wait blocks until the next attempt may start: after any pause, then with a token. A
+// pause that begins while a worker waits for its token holds that worker too (the token
+// is dropped, which only slows the pool). It returns the context's error if the context
+// ends first.
 func (p *pacer) wait(ctx context.Context) error {
 	for {
-		until := p.pauseUntil.Load()
-		d := time.Until(time.Unix(0, until))
-		if until == 0 || d <= 0 {
-			break
+		if err := p.waitPause(ctx); err != nil {
+			return err
+		}
+		if err := p.lim.Wait(ctx); err != nil {
+			return err
+		}
+		if time.Now().UnixNano() >= p.pauseUntil.Load() {
+			return nil
+		}
+	}
+}
+
+// waitPause blocks until no pause is in force.
+func (p *pacer) waitPause(ctx context.Context) error {
+	for {
+		d := time.Until(time.Unix(0, p.pauseUntil.Load()))
+		if d <= 0 {
+			return nil
 		}
 		t := time.NewTimer(d)
 		select {
@@ -85,7 +101,6 @@ func (p *pacer) wait(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
-	return p.lim.Wait(ctx)
 }
 
 // pause holds every worker back for d from now, unless a longer pause is already set.

@@ -49,6 +49,10 @@ func prepare(ctx context.Context, cfg Config) (*run, error) {
 			return r, err
 		}
 		r.ckpt = ck
+		if ck.replaced {
+			cfg.Logger.Info("the checkpoint is of an earlier, finished file of this name: loading this one from the start",
+				"checkpoint", paths.checkpoint)
+		}
 		st := &ck.state
 		if st.Done {
 			r.sum.Status = StatusAlreadyFinished
@@ -96,23 +100,30 @@ func prepare(ctx context.Context, cfg Config) (*run, error) {
 	return r, nil
 }
 
-// peek reads the first JSONL record ahead, so that members the schema lacks stop the run
-// at start-up instead of costing a reject per row.
+// peekLimit bounds how many malformed JSONL records start-up reads past to find the first
+// well-formed one.
+const peekLimit = 1000
+
+// peek reads JSONL records ahead up to the first well-formed one, so that members the
+// schema lacks stop the run at start-up instead of costing a reject per row.
 func (r *run) peek() error {
-	rec, err := r.in.Next()
-	if err == io.EOF {
+	for len(r.ahead) < peekLimit {
+		rec, err := r.in.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return &ConfigError{Err: err}
+		}
+		r.ahead = append(r.ahead, rec)
+		r.lastNum = rec.Num
+		if rec.Err != nil {
+			continue
+		}
+		if err := r.mp.CheckMembers(rec.Members); err != nil {
+			return &ConfigError{Err: fmt.Errorf("%s: record %d (line %d): %w", r.cfg.Path, rec.Num, rec.Line, err)}
+		}
 		return nil
-	}
-	if err != nil {
-		return &ConfigError{Err: err}
-	}
-	r.first = &rec
-	r.lastNum = rec.Num
-	if rec.Err != nil {
-		return nil
-	}
-	if err := r.mp.CheckMembers(rec.Members); err != nil {
-		return &ConfigError{Err: fmt.Errorf("%s: record %d (line %d): %w", r.cfg.Path, rec.Num, rec.Line, err)}
 	}
 	return nil
 }
@@ -202,10 +213,11 @@ func optionsOf(cfg Config, format source.Format) map[string]string {
 
 // checkpointer owns the checkpoint file of a run: its lock and the state last saved.
 type checkpointer struct {
-	path    string
-	lock    *checkpoint.Lock
-	state   checkpoint.State
-	resumed bool // a checkpoint existed and is being continued
+	path     string
+	lock     *checkpoint.Lock
+	state    checkpoint.State
+	resumed  bool // a checkpoint existed and is being continued
+	replaced bool // a finished checkpoint of an earlier file of this name was set aside
 	// base totals from earlier runs, to which this run's are added.
 	baseAccepted, baseRejected int64
 	saved                      int64 // watermark of the last save
@@ -229,6 +241,11 @@ func openCheckpoint(path string, id checkpoint.Identity, opts map[string]string,
 	case err != nil:
 		lock.Release()
 		return nil, &ConfigError{Err: err}
+	case st.Done && st.Check(id, st.Options) != nil:
+		// A finished load of an earlier file of this name (last night's export): this
+		// is a new file to load, not a resume.
+		c.state = checkpoint.State{Version: 1, Input: id, Options: opts}
+		c.replaced = true
 	default:
 		if err := st.Check(id, opts); err != nil {
 			lock.Release()

@@ -125,11 +125,11 @@ func (r *run) save(done bool) error {
 	return r.ckpt.save(r.mark, r.rej.rowsN, r.rej.logN, r.sum.Accepted, r.sum.Rejected, done)
 }
 
-// nextRecord returns the record read ahead at start-up, if any, then the input's records.
+// nextRecord returns the records read ahead at start-up, if any, then the input's records.
 func (r *run) nextRecord() (source.Record, error) {
-	if r.first != nil {
-		rec := *r.first
-		r.first = nil
+	if len(r.ahead) > 0 {
+		rec := r.ahead[0]
+		r.ahead = r.ahead[1:]
 		return rec, nil
 	}
 	rec, err := r.in.Next()
@@ -148,9 +148,10 @@ func (r *run) finish() (*Summary, error) {
 		cause = nil
 	}
 	done := r.eof && len(r.pending) == 0 && r.next > r.lastNum
-	if done {
-		cause = nil // everything read was finished before the stop took effect
+	if done && errors.Is(cause, ErrInterrupted) {
+		cause = nil // everything read was finished before the signal took effect
 	}
+	done = done && cause == nil // a stop (--max-errors on the last rows) is not a finish
 	var errs []error
 	if err := r.save(done); err != nil {
 		errs = append(errs, err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 
 	"cdpload/checkpoint"
 )
@@ -111,6 +112,9 @@ func (r *rejectFiles) create() error {
 		r.logN = 0
 	}
 	r.wrap()
+	if err := syncDir(filepath.Dir(r.path)); err != nil {
+		return fmt.Errorf("rejects %s: %w", r.path, err)
+	}
 	if r.rowsN == 0 && len(r.header) > 0 {
 		r.rowsW.Write(r.header)
 		r.rowsN += int64(len(r.header))
@@ -176,4 +180,14 @@ func (r *rejectFiles) close() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// syncDir makes the creation of files in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

@@ -17,6 +17,7 @@ const (
 	StatusAlreadyFinished = "already-finished" // the checkpoint said so; nothing was sent
 	StatusStopped         = "stopped"          // stopped early; the rest is left for the resume
 	StatusInterrupted     = "interrupted"      // a signal stopped it; the rest is left for the resume
+	StatusFailed          = "failed"           // it could not start; nothing was sent
 )
 
 // Summary is what one run did, for a person on standard error and as JSON for a scheduler.

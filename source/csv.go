@@ -72,9 +72,9 @@ func checkHeader(names []string) error {
 		case !utf8.ValidString(n):
 			return fmt.Errorf("column %d is not valid UTF-8 (convert the file to UTF-8)", i+1)
 		case strings.IndexByte(n, '\r') >= 0:
-			return fmt.Errorf("column %d contains a carriage return: lines must end in LF or CRLF, a lone CR does not end a line", i+1)
+			return fmt.Errorf("column %d contains a carriage return: lines must end in LF or CRLF, a lone CR does not end a line; convert the line ends (e.g. tr '\\r' '\\n')", i+1)
 		case strings.TrimSpace(n) == "":
-			return fmt.Errorf("column %d has no name", i+1)
+			return fmt.Errorf("column %d has no name: name it or remove the column (a delimiter at the end of the header makes an empty last column)", i+1)
 		}
 		if j, ok := seen[n]; ok {
 			return fmt.Errorf("column %d and column %d are both named %q; rename one", j+1, i+1, n)

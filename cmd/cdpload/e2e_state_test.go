@@ -170,3 +170,91 @@ func TestSeveralFilesAndStdin(t *testing.T) {
 		"S1": {"customer_id": "S1", "email": "s1@example.com"},
 	})
 }
+
+// The exit code speaks for the whole file: a resumed run that rejects nothing more still
+// exits 3 when earlier runs rejected rows; --max-errors exceeded on the last rows is a stop
+// (exit 1), and the rerun finishes the file with exit 3.
+func TestExitCodesAcrossRuns(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "p.csv")
+	os.WriteFile(path, []byte("customer_id,orders_count\nA1,1\nA2,x\nA3,y\nA4,4\nA5,5\n"), 0o644)
+	emu, url := emulator(t, cdpemu.Config{}, nil)
+	base := []string{"load", "--base-url", url, "--progress", "none", "--rate", "0"}
+	if res := cdpload(t, nil, append(base, "--max-errors", "1", path)...); res.code != exitStopped {
+		t.Fatalf("--max-errors 1: exit %d\n%s", res.code, res.stderr)
+	}
+	if res := cdpload(t, nil, append(base, path)...); res.code != exitRejected {
+		t.Fatalf("resume: exit %d, want 3 for the rows rejected before\n%s", res.code, res.stderr)
+	}
+	if res := cdpload(t, nil, append(base, path)...); res.code != exitOK {
+		t.Fatalf("finished: exit %d\n%s", res.code, res.stderr)
+	}
+
+	last := filepath.Join(dir, "last.csv")
+	os.WriteFile(last, []byte("customer_id,orders_count\nL1,1\nL2,x\nL3,y\n"), 0o644)
+	if res := cdpload(t, nil, append(base, "--max-errors", "1", last)...); res.code != exitStopped {
+		t.Fatalf("--max-errors on the last rows: exit %d\n%s", res.code, res.stderr)
+	}
+	if res := cdpload(t, nil, append(base, last)...); res.code != exitRejected {
+		t.Fatalf("rerun after --max-errors on the last rows: exit %d\n%s", res.code, res.stderr)
+	}
+	checkState(t, inProcess{emu}, map[string]map[string]any{
+		"A1": {"customer_id": "A1", "orders_count": 1}, "A4": {"customer_id": "A4", "orders_count": 4},
+		"A5": {"customer_id": "A5", "orders_count": 5}, "L1": {"customer_id": "L1", "orders_count": 1},
+	})
+}
+
+// Last night's finished checkpoint does not block tonight's file of the same name.
+func TestNextNightsFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "export.csv")
+	emu, url := emulator(t, cdpemu.Config{}, nil)
+	args := []string{"load", "--base-url", url, "--progress", "none", "--rate", "0", path}
+	os.WriteFile(path, []byte("customer_id,tier\nN1,gold\n"), 0o644)
+	if res := cdpload(t, nil, args...); res.code != exitOK {
+		t.Fatalf("night 1: exit %d\n%s", res.code, res.stderr)
+	}
+	os.WriteFile(path, []byte("customer_id,tier\nN1,silver\nN2,gold\n"), 0o644)
+	if res := cdpload(t, nil, args...); res.code != exitOK {
+		t.Fatalf("night 2: exit %d\n%s", res.code, res.stderr)
+	}
+	checkState(t, inProcess{emu}, map[string]map[string]any{
+		"N1": {"customer_id": "N1", "tier": "silver"}, "N2": {"customer_id": "N2", "tier": "gold"},
+	})
+}
+
+func TestStartupErrors(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "us"), 0o755)
+	os.MkdirAll(filepath.Join(dir, "eu"), 0o755)
+	for _, p := range []string{"us/p.csv", "eu/p.csv"} {
+		os.WriteFile(filepath.Join(dir, p), []byte("customer_id\nX\n"), 0o644)
+	}
+	_, url := emulator(t, cdpemu.Config{}, nil)
+	res := cdpload(t, nil, "load", "--base-url", url, "--state-dir", dir, filepath.Join(dir, "us/p.csv"), filepath.Join(dir, "eu/p.csv"))
+	if res.code != exitUsage || !strings.Contains(res.stderr, "share the checkpoint") {
+		t.Errorf("same names in one --state-dir: exit %d\n%s", res.code, res.stderr)
+	}
+	res = cdpload(t, nil, "load", "--base-url", strings.TrimSuffix(url, "/public/v1")+"/wrong/v1", filepath.Join(dir, "us/p.csv"))
+	if res.code != exitUsage || !strings.Contains(res.stderr, "--base-url") {
+		t.Errorf("a base URL that answers 404: exit %d\n%s", res.code, res.stderr)
+	}
+}
+
+// A signal while the schema is being fetched still exits 130.
+func TestInterruptDuringStartup(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "p.csv")
+	os.WriteFile(path, []byte("customer_id\nX\n"), 0o644)
+	_, url := emulator(t, cdpemu.Config{Latency: 10 * time.Second}, nil)
+	cmd := command(nil, "load", "--base-url", url, "--progress", "none", path)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	cmd.Process.Signal(os.Interrupt)
+	cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != exitInterrupt {
+		t.Fatalf("exit %d, want 130", code)
+	}
+}

@@ -154,7 +154,7 @@ func TestUnauthorizedStopsAndResumes(t *testing.T) {
 // A 429 with Retry-After: 1 pauses the whole pool for a second, and the run completes.
 func TestRateLimitedPausesPool(t *testing.T) {
 	dir := t.TempDir()
-	tf := writeCSV(t, dir, 300)
+	tf := writeCSV(t, dir, 60)
 	var (
 		mu       sync.Mutex
 		arrivals []time.Time
@@ -167,7 +167,7 @@ func TestRateLimitedPausesPool(t *testing.T) {
 				now := time.Now()
 				mu.Lock()
 				arrivals = append(arrivals, now)
-				if n.Add(1) == 50 {
+				if n.Add(1) == 10 {
 					first429 = now
 				}
 				limited := !first429.IsZero() && now.Sub(first429) < 200*time.Millisecond
@@ -182,12 +182,13 @@ func TestRateLimitedPausesPool(t *testing.T) {
 			h.ServeHTTP(w, r)
 		})
 	})
-	res := cdpload(t, nil, "load", "--base-url", url, "--workers", "8", "--rate", "0", "--progress", "none", tf.path)
-	if res.code != exitRejected {
+	// With a rate, workers wait for tokens: a pause must hold those that already wait too.
+	res := cdpload(t, nil, "load", "--base-url", url, "--workers", "8", "--rate", "20", "--burst", "1",
+		"--progress", "none", tf.path)
+	if res.code != exitOK {
 		t.Fatalf("exit %d\n%s", res.code, res.stderr)
 	}
 	checkState(t, inProcess{emu}, tf.want)
-	checkRejects(t, tf, header)
 	mu.Lock()
 	defer mu.Unlock()
 	for _, a := range arrivals {

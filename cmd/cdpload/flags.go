@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -30,6 +31,7 @@ type options struct {
 	workers       int
 	maxRetries    int
 	maxRetryAfter time.Duration
+	outageTimeout time.Duration
 	timeout       time.Duration
 	caFile        string
 
@@ -71,18 +73,19 @@ func newFlagSet(cmd string, o *options, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&o.workers, "workers", 8, "concurrent requests, e.g. --workers 32")
 	fs.IntVar(&o.maxRetries, "max-retries", 5, "retries of a row after a 5xx, a timeout or a reset, before it is rejected, e.g. --max-retries 8")
 	fs.DurationVar(&o.maxRetryAfter, "max-retry-after", 5*time.Minute, "longest pause a 429's Retry-After may impose, e.g. --max-retry-after 1m")
+	fs.DurationVar(&o.outageTimeout, "outage-timeout", 10*time.Minute, "how long the API may fail every request (5xx, timeouts, resets) before the run stops to resume later; meanwhile no row is rejected for it, e.g. --outage-timeout 30m")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "per-request timeout, e.g. --timeout 10s")
 	fs.StringVar(&o.caFile, "ca-file", "", "PEM file of extra CA certificates to trust (TLS is always verified), e.g. --ca-file /etc/ssl/corp-ca.pem")
 	fs.StringVar(&o.stateDir, "state-dir", "", "folder for checkpoints and rejects (default: the input's folder), e.g. --state-dir /var/lib/cdpload")
 	fs.StringVar(&o.checkpoint, "checkpoint", "", "checkpoint file (default: <state-dir>/<input name>.cdpload.ckpt; one input only), e.g. --checkpoint /state/profiles.ckpt")
 	fs.DurationVar(&o.checkpointInterval, "checkpoint-interval", time.Second, "how often the checkpoint is written, e.g. --checkpoint-interval 5s")
-	fs.BoolVar(&o.restart, "restart", false, "ignore an existing checkpoint and start from the first row")
+	fs.BoolVar(&o.restart, "restart", false, "ignore an existing checkpoint and start from the first row, e.g. --restart after fixing a mapping")
 	fs.StringVar(&o.rejects, "rejects", "", "rejects file; its log is PATH.log.jsonl (default: <state-dir>/<stem>.rejects.<ext>; one input only), e.g. --rejects /state/bad.csv")
 	fs.Int64Var(&o.maxErrors, "max-errors", 0, "stop the run when more than this many rows are rejected; 0 is no limit, e.g. --max-errors 1000")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 20*time.Second, "on SIGINT/SIGTERM, how long in-flight requests may finish, e.g. --drain-timeout 10s")
 	fs.StringVar(&o.progress, "progress", "auto", "auto (a bar on a terminal, else a log line every 10s), bar, log or none, e.g. --progress log")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format on standard error: text or json, e.g. --log-format json")
-	fs.BoolVar(&o.logValues, "log-values", false, "allow profile values (match-key values) in log lines")
+	fs.BoolVar(&o.logValues, "log-values", false, "allow profile values (match-key values, API messages) in log lines, e.g. --log-values while debugging a mapping")
 	fs.StringVar(&o.summary, "summary", "", "also write the summary as JSON to this file, e.g. --summary /state/summary.json")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: cdpload %s [flags] FILE...\n\n", cmd)
@@ -170,6 +173,10 @@ func (o *options) check() error {
 		return bad("--max-retries must not be negative")
 	case o.timeout <= 0:
 		return bad("--timeout must be positive")
+	case o.outageTimeout <= 0:
+		return bad("--outage-timeout must be positive")
+	case o.maxRetryAfter <= 0:
+		return bad("--max-retry-after must be positive")
 	case o.empty != "omit" && o.empty != "null":
 		return bad("--empty must be omit or null, not %q", o.empty)
 	case o.progress != "auto" && o.progress != "bar" && o.progress != "log" && o.progress != "none":
@@ -179,8 +186,32 @@ func (o *options) check() error {
 	case o.format != "" && o.format != "csv" && o.format != "tsv" && o.format != "jsonl" && o.format != "ndjson":
 		return bad("--format must be csv, tsv or jsonl, not %q", o.format)
 	}
+	if err := o.distinctStateFiles(); err != nil {
+		return err
+	}
 	if _, err := o.delimiterRune(); err != nil {
 		return err
+	}
+	return nil
+}
+
+// distinctStateFiles refuses inputs that would share a checkpoint and rejects: files of one
+// name from different folders with one --state-dir, or a file given twice.
+func (o *options) distinctStateFiles() error {
+	seen := map[string]string{}
+	for _, f := range o.files {
+		if f == "-" {
+			continue
+		}
+		dir := o.stateDir
+		if dir == "" {
+			dir = filepath.Dir(f)
+		}
+		key := filepath.Join(filepath.Clean(dir), filepath.Base(f))
+		if prev, ok := seen[key]; ok {
+			return &usageError{msg: fmt.Sprintf("%s and %s would share the checkpoint and rejects %s.*: load them in separate runs or with separate --state-dir", prev, f, key)}
+		}
+		seen[key] = f
 	}
 	return nil
 }

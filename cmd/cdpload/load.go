@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"go.yaml.in/yaml/v3"
@@ -49,13 +51,13 @@ func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var caught os.Signal
+	var caught atomic.Value // the os.Signal that stopped the run
 	stopSignals := make(chan struct{})
 	defer close(stopSignals)
 	go func() {
 		select {
 		case s := <-sigs:
-			caught = s
+			caught.Store(s)
 			logger.Warn("stopping: finishing requests in flight, then writing the checkpoint", "signal", s.String(), "drainTimeout", o.drainTimeout.String())
 			cancel()
 		case <-stopSignals:
@@ -73,8 +75,17 @@ func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
+	interrupted := func(err error) error {
+		if sig, ok := caught.Load().(os.Signal); ok && err != nil {
+			return &signalError{sig: sig}
+		}
+		return err
+	}
 	var rejected bool
 	for _, file := range o.files {
+		if err := interrupted(ctx.Err()); err != nil {
+			return err // a signal between files: the next ones are not started
+		}
 		cfg := base
 		cfg.Path = file
 		cfg.Counters = &loader.Counters{}
@@ -82,9 +93,12 @@ func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer
 		sum, err := loader.Run(ctx, cfg)
 		stopProgress()
 		if sum != nil {
-			if o.logFormat == "json" {
+			switch {
+			case sum.Status == loader.StatusFailed:
+				// It never started: the error says why, a summary of nothing would not.
+			case o.logFormat == "json":
 				sum.Log(logger) // one JSON object per line, as a log collector wants
-			} else {
+			default:
 				sum.WriteText(stderr)
 			}
 			if o.summary != "" {
@@ -92,13 +106,12 @@ func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer
 					logger.Error("writing the summary", "err", werr)
 				}
 			}
-			rejected = rejected || sum.Rejected > 0
-		}
-		if errors.Is(err, loader.ErrInterrupted) && caught != nil {
-			return &signalError{sig: caught}
+			// A resumed file that finishes counts the rows its earlier runs rejected too.
+			rejected = rejected || sum.Rejected > 0 ||
+				(sum.Status == loader.StatusFinished && sum.TotalRejected > 0)
 		}
 		if err != nil {
-			return err
+			return interrupted(err)
 		}
 	}
 	if rejected {
@@ -142,6 +155,7 @@ func (o *options) setup(validate bool, logger *slog.Logger) (loader.Config, erro
 		Burst:              o.burst,
 		MaxRetries:         o.maxRetries,
 		MaxRetryAfter:      o.maxRetryAfter,
+		OutageTimeout:      o.outageTimeout,
 		StateDir:           o.stateDir,
 		Checkpoint:         o.checkpoint,
 		CheckpointInterval: o.checkpointInterval,
@@ -209,6 +223,10 @@ func (o *options) schemaSource(client *sink.Client) func(context.Context) (sink.
 			defer cancel()
 			if schema, err = client.Schema(sctx); err != nil {
 				err = fmt.Errorf("fetching the profiles schema from %s: %w", o.baseURL, err)
+				var api *sink.APIError
+				if errors.As(err, &api) && api.Result.Status == http.StatusNotFound {
+					err = &loader.ConfigError{Err: fmt.Errorf("%w: is --base-url right?", err)}
+				}
 			}
 		})
 		return schema, err

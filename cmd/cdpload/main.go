@@ -45,7 +45,12 @@ func (e *usageError) Error() string { return e.msg }
 // signalError says which signal interrupted the run.
 type signalError struct{ sig os.Signal }
 
-func (e *signalError) Error() string { return "interrupted by " + e.sig.String() }
+func (e *signalError) Error() string {
+	if e.sig == syscall.SIGTERM {
+		return "stopped by SIGTERM; run again to resume"
+	}
+	return "stopped by SIGINT; run again to resume"
+}
 func (e *signalError) Unwrap() error { return loader.ErrInterrupted }
 
 // exitCode maps a run's error to the process's exit code, in one place.
@@ -120,8 +125,9 @@ Run 'cdpload load --help' for the flags.
 
 Exit codes:
   0    every row accepted (or the checkpoint says the file was loaded already)
-  1    the run stopped early: fatal API answer (401/403), --max-errors, server unreachable,
-       or another cdpload holds the checkpoint; run again to resume
+  1    the run stopped early: fatal API answer (401/403), --max-errors, the API failing
+       every request for --outage-timeout, or another cdpload holds the checkpoint;
+       run again to resume
   2    usage or configuration error: fix it, nothing was sent
   3    the run finished and some rows are in the rejects
   130  interrupted by SIGINT; 143 by SIGTERM: run again to resume

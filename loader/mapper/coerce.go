@@ -47,6 +47,7 @@ const (
 	badRange           // a number beyond float64
 	badAbbrev          // a zone abbreviation the rule's timezone does not know
 	badJSONType        // (JSONL) a JSON value of the wrong kind, e.g. an object
+	badYear            // a datetime that RFC 3339 cannot write: in UTC, before 0000 or after 9999
 )
 
 // timeSpec is how a datetime or date field reads its text.
@@ -256,7 +257,7 @@ func appendDatetime(dst []byte, s string, ts *timeSpec) ([]byte, reason) {
 			layout, naive = rfc3339Space, naiveSpace
 		}
 		if t, err := time.Parse(layout, s); err == nil {
-			return appendRFC3339(dst, t), ok
+			return appendRFC3339(dst, t)
 		}
 		wall, err := time.Parse(naive, s)
 		if err != nil {
@@ -269,7 +270,7 @@ func appendDatetime(dst []byte, s string, ts *timeSpec) ([]byte, reason) {
 		if !found {
 			return dst, badGap
 		}
-		return appendRFC3339(dst, t), ok
+		return appendRFC3339(dst, t)
 	}
 	switch {
 	case ts.zoned:
@@ -277,7 +278,7 @@ func appendDatetime(dst []byte, s string, ts *timeSpec) ([]byte, reason) {
 		if err != nil {
 			return dst, badSyntax
 		}
-		return appendRFC3339(dst, t), ok
+		return appendRFC3339(dst, t)
 	case ts.abbrev:
 		// ParseInLocation knows the abbreviations of loc (EST and EDT for New York).
 		t, err := time.ParseInLocation(ts.layout, s, loc)
@@ -287,7 +288,7 @@ func appendDatetime(dst []byte, s string, ts *timeSpec) ([]byte, reason) {
 		if t.Location() != loc && t.Location() != time.UTC {
 			return dst, badAbbrev
 		}
-		return appendRFC3339(dst, t), ok
+		return appendRFC3339(dst, t)
 	}
 	wall, err := time.Parse(ts.layout, s)
 	if err != nil {
@@ -300,13 +301,24 @@ func appendDatetime(dst []byte, s string, ts *timeSpec) ([]byte, reason) {
 	if !found {
 		return dst, badGap
 	}
-	return appendRFC3339(dst, t), ok
+	return appendRFC3339(dst, t)
 }
 
-func appendRFC3339(dst []byte, t time.Time) []byte {
+// appendRFC3339 appends t quoted in RFC 3339. An RFC 3339 offset has no seconds, so a time
+// whose offset has some (local mean time, as zones give before about 1900, or a layout's
+// -07:00:00) is written in UTC: the same instant, where its own offset cut to minutes would
+// name another. If that takes it outside the years 0000 to 9999 RFC 3339 can write, it is
+// refused.
+func appendRFC3339(dst []byte, t time.Time) ([]byte, reason) {
+	if _, off := t.Zone(); off%60 != 0 {
+		t = t.UTC()
+		if y := t.Year(); y < 0 || y > 9999 {
+			return dst, badYear
+		}
+	}
 	dst = append(dst, '"')
 	dst = t.AppendFormat(dst, time.RFC3339Nano)
-	return append(dst, '"')
+	return append(dst, '"'), ok
 }
 
 // localize reads the wall clock of wall (parsed as UTC) as a local time in loc. A time that

@@ -2,7 +2,9 @@ package mapper
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Stages of a RowError.
@@ -60,25 +62,58 @@ func (e *UnknownColumnsError) Error() string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d %ss are not fields of %s; map or drop each one:", len(e.Columns), e.Kind, e.Object)
-	for _, c := range e.Columns {
+	for i, c := range e.Columns {
+		if i == maxColumnsListed {
+			// A file without a header row, or not a CSV at all, can have thousands.
+			fmt.Fprintf(&b, "\n  - and %d more (does the file start with a header row?)", len(e.Columns)-i)
+			break
+		}
 		b.WriteString("\n  - ")
 		b.WriteString(e.hint(c))
 	}
 	return b.String()
 }
 
+// maxColumnsListed bounds the columns an UnknownColumnsError message lists one by one.
+const maxColumnsListed = 20
+
 func (e *UnknownColumnsError) hint(c UnknownColumn) string {
 	field, did := "<name>", ""
 	if c.Suggestion != "" {
 		field, did = c.Suggestion, fmt.Sprintf(" (did you mean %s?)", c.Suggestion)
 	}
+	name := quoteName(c.Name)
 	if e.sheet {
-		src := csvQuote(c.Name)
-		return fmt.Sprintf("%s %q is not a field of %s%s: map it (sheet row %s,%s,,,,) or drop it (sheet row %s,,,,,) in --mapping",
-			e.Kind, c.Name, e.Object, did, src, field, src)
+		short, cut := clipName(c.Name)
+		src := csvQuote(short) + cut
+		return fmt.Sprintf("%s %s is not a field of %s%s: map it (sheet row %s,%s,,,,) or drop it (sheet row %s,,,,,) in --mapping",
+			e.Kind, name, e.Object, did, src, field, src)
 	}
-	return fmt.Sprintf("%s %q is not a field of %s%s: map it (source: %q, field: %s) or drop it (drop: true) in --mapping",
-		e.Kind, c.Name, e.Object, did, c.Name, field)
+	return fmt.Sprintf("%s %s is not a field of %s%s: map it (source: %s, field: %s) or drop it (drop: true) in --mapping",
+		e.Kind, name, e.Object, did, name, field)
+}
+
+// maxNameShown bounds how much of a column or member name a message quotes: names come from
+// the input, and a "header" that is really a 10 MB cell must not make a 10 MB message.
+const maxNameShown = 100
+
+// clipName cuts name to at most maxNameShown bytes, at a rune boundary; cut is "" when name is
+// whole, else an ellipsis and the full length, to follow the quoted part.
+func clipName(name string) (short, cut string) {
+	if len(name) <= maxNameShown {
+		return name, ""
+	}
+	i := maxNameShown
+	for i > 0 && !utf8.RuneStart(name[i]) {
+		i--
+	}
+	return name[:i], fmt.Sprintf("… (%d bytes)", len(name))
+}
+
+// quoteName is name quoted for a message (as %q does), clipped when it is long.
+func quoteName(name string) string {
+	short, cut := clipName(name)
+	return strconv.Quote(short) + cut
 }
 
 // csvQuote quotes a cell for a CSV row when it needs it.
@@ -105,8 +140,12 @@ func suggest(name string, candidates []string) string {
 			return c
 		}
 		if len(n) >= 4 && len(cn) >= 4 {
-			if d := editDistance(n, cn); d < bestDist {
-				best, bestDist = c, d
+			// Names whose lengths differ by more than two are more than two edits apart:
+			// skip the quadratic distance, which a huge name would make take seconds.
+			if abs(len(n)-len(cn)) <= 2 {
+				if d := editDistance(n, cn); d < bestDist {
+					best, bestDist = c, d
+				}
 			}
 			if prefix == "" && (strings.HasPrefix(cn, n) || strings.HasPrefix(n, cn)) {
 				prefix = c
@@ -118,6 +157,8 @@ func suggest(name string, candidates []string) string {
 	}
 	return prefix
 }
+
+func abs(n int) int { return max(n, -n) }
 
 func normalizeName(s string) string {
 	var b strings.Builder

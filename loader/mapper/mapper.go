@@ -20,7 +20,8 @@
 //     normalized to RFC 3339 (UTC as "Z", fractional seconds only when present). A datetime
 //     without an offset is refused unless the rule has a timezone, which localizes it (a time
 //     that occurs twice when clocks go back is taken at its first occurrence; a time skipped
-//     when clocks go forward is refused). A rule's layout reads other forms.
+//     when clocks go forward is refused). A rule's layout reads other forms. A time whose
+//     offset has seconds (local mean time, before about 1900) is sent in UTC.
 //   - date: YYYY-MM-DD naming a real day; with a layout, reformatted to YYYY-MM-DD.
 //
 // For every type but string, spaces around the text are ignored. A cell is empty when it is
@@ -424,6 +425,8 @@ func expectation(k kind, ts *timeSpec, r reason) string {
 		why = "; the value is beyond the range of a 64-bit float"
 	case badAbbrev:
 		why = fmt.Sprintf("; the value's zone abbreviation is not one of %s", ts.zoneTxt)
+	case badYear:
+		why = "; the value is outside the years 0000 to 9999 in UTC"
 	}
 	return "expected " + want + why
 }
