@@ -160,7 +160,14 @@ func (s *State) validate() error {
 // saved UpdatedAt to the current time (s itself is not changed) and a zero Version to
 // Version, and refuses a state that Load would reject. Saves to one path must not run
 // concurrently (one run, holding the Lock, saves from one goroutine).
-func Save(path string, s *State) error {
+func Save(path string, s *State) error { return save(path, s, true) }
+
+// Write is Save without the syncs: as atomic, and it survives the process being killed at
+// any point, but not the machine losing power. It is cheap enough to call many times a
+// second, between the Saves that make the state durable.
+func Write(path string, s *State) error { return save(path, s, false) }
+
+func save(path string, s *State, durable bool) error {
 	st := *s
 	if st.Version == 0 {
 		st.Version = Version
@@ -176,7 +183,7 @@ func Save(path string, s *State) error {
 	data = append(data, '\n')
 
 	tmp := path + ".tmp"
-	if err := writeSynced(tmp, data); err != nil {
+	if err := writeFile(tmp, data, durable); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("checkpoint %s: %w", path, err)
 	}
@@ -184,14 +191,18 @@ func Save(path string, s *State) error {
 		os.Remove(tmp)
 		return fmt.Errorf("checkpoint %s: %w", path, err)
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if !durable {
+		return nil
+	}
+	if err := SyncDir(filepath.Dir(path)); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", path, err)
 	}
 	return nil
 }
 
-// writeSynced replaces the file at path with data, mode 0600, and syncs it to disk.
-func writeSynced(path string, data []byte) error {
+// writeFile replaces the file at path with data, mode 0600, and syncs it to disk when
+// durable.
+func writeFile(path string, data []byte, durable bool) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
@@ -201,7 +212,7 @@ func writeSynced(path string, data []byte) error {
 	if err == nil {
 		_, err = f.Write(data)
 	}
-	if err == nil {
+	if err == nil && durable {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -210,9 +221,9 @@ func writeSynced(path string, data []byte) error {
 	return err
 }
 
-// syncDir makes a rename in dir durable. Windows cannot sync a directory (and needs not);
-// some file systems refuse to, which is not an error of the save.
-func syncDir(dir string) error {
+// SyncDir makes the creation, removal or renaming of files in dir durable. Windows cannot
+// sync a directory (and needs not); some file systems refuse to, which is not an error.
+func SyncDir(dir string) error {
 	if runtime.GOOS == "windows" {
 		return nil
 	}

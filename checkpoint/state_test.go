@@ -294,3 +294,29 @@ func TestCheck(t *testing.T) {
 		t.Errorf("nil options vs empty options: %v", err)
 	}
 }
+
+func TestWriteIsAtomicWithoutSync(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p.ckpt")
+	s := sampleState()
+	if err := Write(path, s); err != nil {
+		t.Fatal(err)
+	}
+	s.Watermark++
+	s.Offset += 10
+	if err := Write(path, s); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Watermark != s.Watermark || got.Offset != s.Offset {
+		t.Fatalf("after two writes: watermark %d offset %d, want %d %d", got.Watermark, got.Offset, s.Watermark, s.Offset)
+	}
+	if _, err := os.Stat(path + ".tmp"); !os.IsNotExist(err) {
+		t.Errorf("the temporary file is left behind: %v", err)
+	}
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", st.Mode().Perm())
+	}
+}

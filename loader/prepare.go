@@ -220,7 +220,7 @@ type checkpointer struct {
 	replaced bool // a finished checkpoint of an earlier file of this name was set aside
 	// base totals from earlier runs, to which this run's are added.
 	baseAccepted, baseRejected int64
-	saved                      int64 // watermark of the last save
+	written, synced            int64 // watermarks of the last write and of the last durable save
 }
 
 // openCheckpoint locks the checkpoint and loads it. A checkpoint of another input or other
@@ -233,7 +233,7 @@ func openCheckpoint(path string, id checkpoint.Identity, opts map[string]string,
 	if err != nil {
 		return nil, &ConfigError{Err: err}
 	}
-	c := &checkpointer{path: path, lock: lock, saved: -1}
+	c := &checkpointer{path: path, lock: lock, written: -1, synced: -1}
 	st, err := checkpoint.Load(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist) || (err == nil && restart) || (err != nil && restart):
@@ -258,9 +258,11 @@ func openCheckpoint(path string, id checkpoint.Identity, opts map[string]string,
 	return c, nil
 }
 
-// save writes the checkpoint at the watermark mark, unless nothing changed since the last.
-func (c *checkpointer) save(mark rowPos, rowsSize, logSize, accepted, rejected int64, done bool) error {
-	if mark.num == c.saved && !done {
+// save writes the checkpoint at the watermark mark, unless it holds that already: durably
+// (synced, for the interval's save and the last one) or only past a kill of the process
+// (between those, so that a crash re-sends little).
+func (c *checkpointer) save(mark rowPos, rowsSize, logSize, accepted, rejected int64, done, durable bool) error {
+	if !done && (mark.num == c.synced || (!durable && mark.num == c.written)) {
 		return nil
 	}
 	s := &c.state
@@ -269,10 +271,17 @@ func (c *checkpointer) save(mark rowPos, rowsSize, logSize, accepted, rejected i
 	s.Accepted, s.Rejected = c.baseAccepted+accepted, c.baseRejected+rejected
 	s.Done = done
 	s.UpdatedAt = time.Now().UTC()
-	if err := checkpoint.Save(c.path, s); err != nil {
+	write := checkpoint.Write
+	if durable || done {
+		write = checkpoint.Save
+	}
+	if err := write(c.path, s); err != nil {
 		return err
 	}
-	c.saved = mark.num
+	c.written = mark.num
+	if durable || done {
+		c.synced = mark.num
+	}
 	return nil
 }
 

@@ -10,15 +10,25 @@ import (
 	"cdpload/source"
 )
 
+// writeEvery is how often at most the recorder writes the checkpoint without syncing it,
+// whenever the outcomes waiting are all taken. A kill of the process then re-sends only
+// the rows in flight and those finished out of order or in the last few milliseconds;
+// the synced save every --checkpoint-interval covers a loss of power.
+const writeEvery = 5 * time.Millisecond
+
 // record is the recorder: the one goroutine that finishes rows. It takes outcomes in any
-// order, applies them in record order (writing rejects and moving the watermark) and saves
-// the checkpoint every interval. It returns when outcomes is closed; after a failure of
-// its own it halts the run and keeps draining, so no sender blocks.
+// order, applies them in record order (writing rejects and moving the watermark) and
+// writes the checkpoint. It returns when outcomes is closed; after a failure of its own
+// it halts the run and keeps draining, so no sender blocks.
 func (r *run) record(outcomes <-chan outcome) error {
 	tick := time.NewTicker(r.cfg.CheckpointInterval)
 	defer tick.Stop()
-	var failed error
+	var (
+		failed    error
+		lastWrite time.Time
+	)
 	for {
+		var err error
 		select {
 		case o, ok := <-outcomes:
 			if !ok {
@@ -27,18 +37,20 @@ func (r *run) record(outcomes <-chan outcome) error {
 			if failed != nil {
 				continue
 			}
-			if err := r.complete(o); err != nil {
-				failed = err
-				r.fatal(err)
+			err = r.complete(o)
+			if err == nil && len(outcomes) == 0 && time.Since(lastWrite) >= writeEvery {
+				lastWrite = time.Now()
+				err = r.save(false, false)
 			}
 		case <-tick.C:
 			if failed != nil {
 				continue
 			}
-			if err := r.save(false); err != nil {
-				failed = err
-				r.fatal(err)
-			}
+			err = r.save(false, true)
+		}
+		if err != nil {
+			failed = err
+			r.fatal(err)
 		}
 	}
 }
@@ -114,15 +126,15 @@ func (r *run) logReject(rej *Reject) {
 }
 
 // save flushes the rejects and then writes the checkpoint, so that the checkpoint never
-// names reject bytes that are not on disk.
-func (r *run) save(done bool) error {
-	if err := r.rej.flush(); err != nil {
+// names reject bytes that are not written; durable syncs both to disk.
+func (r *run) save(done, durable bool) error {
+	if err := r.rej.flush(durable || done); err != nil {
 		return err
 	}
 	if r.ckpt == nil {
 		return nil
 	}
-	return r.ckpt.save(r.mark, r.rej.rowsN, r.rej.logN, r.sum.Accepted, r.sum.Rejected, done)
+	return r.ckpt.save(r.mark, r.rej.rowsN, r.rej.logN, r.sum.Accepted, r.sum.Rejected, done, durable)
 }
 
 // nextRecord returns the records read ahead at start-up, if any, then the input's records.
@@ -153,7 +165,7 @@ func (r *run) finish() (*Summary, error) {
 	}
 	done = done && cause == nil // a stop (--max-errors on the last rows) is not a finish
 	var errs []error
-	if err := r.save(done); err != nil {
+	if err := r.save(done, true); err != nil {
 		errs = append(errs, err)
 	}
 	if err := r.rej.close(); err != nil {

@@ -112,7 +112,7 @@ func (r *rejectFiles) create() error {
 		r.logN = 0
 	}
 	r.wrap()
-	if err := syncDir(filepath.Dir(r.path)); err != nil {
+	if err := checkpoint.SyncDir(filepath.Dir(r.path)); err != nil {
 		return fmt.Errorf("rejects %s: %w", r.path, err)
 	}
 	if r.rowsN == 0 && len(r.header) > 0 {
@@ -146,9 +146,9 @@ func (r *rejectFiles) write(raw []byte, rej *Reject) error {
 	return nil
 }
 
-// flush writes buffered rejects to disk and syncs them, so that the sizes a checkpoint
-// records are on disk before the checkpoint is.
-func (r *rejectFiles) flush() error {
+// flush hands buffered rejects to the file system, and syncs them to disk when durable,
+// so that the sizes a checkpoint records are written before the checkpoint is.
+func (r *rejectFiles) flush(durable bool) error {
 	for _, p := range []struct {
 		w    *bufio.Writer
 		f    *os.File
@@ -160,6 +160,9 @@ func (r *rejectFiles) flush() error {
 		if err := p.w.Flush(); err != nil {
 			return fmt.Errorf("rejects %s: %w", p.path, err)
 		}
+		if !durable {
+			continue
+		}
 		if err := p.f.Sync(); err != nil {
 			return fmt.Errorf("rejects %s: %w", p.path, err)
 		}
@@ -169,7 +172,7 @@ func (r *rejectFiles) flush() error {
 
 func (r *rejectFiles) close() error {
 	var errs []error
-	if err := r.flush(); err != nil {
+	if err := r.flush(true); err != nil {
 		errs = append(errs, err)
 	}
 	for _, f := range []*os.File{r.rows, r.log} {
@@ -180,14 +183,4 @@ func (r *rejectFiles) close() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// syncDir makes the creation of files in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

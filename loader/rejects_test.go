@@ -48,7 +48,7 @@ func TestRejectFilesFreshResumeAndTruncate(t *testing.T) {
 
 	r, _ = openRejects(path, header, true, 0, 0)
 	r.write([]byte("a@x,gold\r\n"), &Reject{Row: 1, Line: 2, Stage: StageSend, Status: 422})
-	if err := r.flush(); err != nil {
+	if err := r.flush(true); err != nil {
 		t.Fatal(err)
 	}
 	rows, logN := r.rowsN, r.logN
