@@ -49,6 +49,9 @@ func TestLoadCSVEndToEnd(t *testing.T) {
 	if err != nil || !ck.Done || ck.Watermark != tf.rows {
 		t.Fatalf("checkpoint %+v, %v: want done at %d", ck, err, tf.rows)
 	}
+	if st, err := os.Stat(tf.path + ".cdpload.ckpt"); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("checkpoint: %v, %v; want mode 0600", st, err)
+	}
 
 	// A second run finds the checkpoint finished: exit 0, nothing sent.
 	before := emu.Stats().Requests
