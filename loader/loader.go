@@ -80,6 +80,11 @@ type Config struct {
 // few rows unsent and a stalled key holds back little of the file.
 const queueDepth = 16
 
+// readAhead is how many rows per worker may be read and not yet covered by a written
+// checkpoint: rows waiting, in flight, or finished behind a slower row. It bounds what a
+// crash sends again, and the memory a long stall holds.
+const readAhead = queueDepth + 1
+
 // max429 bounds the 429 answers one row may get before the run stops as rate-limited
 // beyond reason; the rows left are sent by the next run.
 const max429 = 100
@@ -179,9 +184,11 @@ type run struct {
 	stopWork  context.CancelFunc
 
 	// recorder state; only the recorder goroutine touches it after start.
-	next    int64  // the lowest record number not yet finished
-	mark    rowPos // the last record of the finished prefix: the watermark
-	pending map[int64]outcome
+	next      int64  // the lowest record number not yet finished
+	mark      rowPos // the last record of the finished prefix: the watermark
+	pending   map[int64]outcome
+	budget    chan struct{} // read-ahead units: the reader puts one per row, the recorder takes them back
+	unwritten int           // rows past the watermark of the last checkpoint write
 
 	lastAnswer atomic.Int64   // unix nanoseconds: the latest send time of a request the API answered
 	failedAt   []atomic.Int64 // per worker, unix nanoseconds: when its latest failed request was sent
@@ -209,6 +216,7 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 	defer stopWatch()
 
 	outcomes := make(chan outcome, 4*cfg.Workers)
+	r.budget = make(chan struct{}, cfg.Workers*readAhead)
 	queues := make([]chan job, cfg.Workers)
 	for i := range queues {
 		queues[i] = make(chan job, queueDepth)
@@ -246,6 +254,14 @@ func (r *run) read(queues []chan job, outcomes chan<- outcome) error {
 	}()
 	c := r.cfg.Counters
 	for r.halt.Err() == nil {
+		// A row takes a unit of the read-ahead budget, which the recorder gives back once
+		// a written checkpoint covers the row: a row that stalls stops the reading soon,
+		// however the rows after it are spread over the workers.
+		select {
+		case r.budget <- struct{}{}:
+		case <-r.halt.Done():
+			return nil
+		}
 		rec, err := r.nextRecord()
 		if err == io.EOF {
 			r.eof = true

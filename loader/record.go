@@ -11,10 +11,10 @@ import (
 )
 
 // writeEvery is how often at most the recorder writes the checkpoint without syncing it,
-// whenever the outcomes waiting are all taken. A kill of the process then re-sends only
-// the rows in flight and those finished out of order or in the last few milliseconds;
-// the synced save every --checkpoint-interval covers a loss of power.
-const writeEvery = 5 * time.Millisecond
+// when the outcomes waiting are all taken. A kill of the process then re-sends only rows
+// in flight or finished behind a slower one; the synced save every --checkpoint-interval
+// covers a loss of power.
+const writeEvery = 2 * time.Millisecond
 
 // record is the recorder: the one goroutine that finishes rows. It takes outcomes in any
 // order, applies them in record order (writing rejects and moving the watermark) and
@@ -26,7 +26,12 @@ func (r *run) record(outcomes <-chan outcome) error {
 	var (
 		failed    error
 		lastWrite time.Time
+		later     <-chan time.Time // armed while applied rows wait for a write
 	)
+	write := func() error {
+		lastWrite, later = time.Now(), nil
+		return r.save(false, false)
+	}
 	for {
 		var err error
 		select {
@@ -38,15 +43,22 @@ func (r *run) record(outcomes <-chan outcome) error {
 				continue
 			}
 			err = r.complete(o)
-			if err == nil && len(outcomes) == 0 && time.Since(lastWrite) >= writeEvery {
-				lastWrite = time.Now()
-				err = r.save(false, false)
+			if err != nil || len(outcomes) > 0 || r.unwritten == 0 {
+				break
+			}
+			if wait := writeEvery - time.Since(lastWrite); wait <= 0 {
+				err = write()
+			} else if later == nil {
+				later = time.After(wait)
+			}
+		case <-later:
+			if failed == nil {
+				err = write()
 			}
 		case <-tick.C:
-			if failed != nil {
-				continue
+			if failed == nil {
+				err = r.save(false, true)
 			}
-			err = r.save(false, true)
 		}
 		if err != nil {
 			failed = err
@@ -99,6 +111,7 @@ func (r *run) apply(o outcome) error {
 	}
 	r.mark = o.pos
 	r.next = o.pos.num + 1
+	r.unwritten++
 	return nil
 }
 
@@ -131,10 +144,16 @@ func (r *run) save(done, durable bool) error {
 	if err := r.rej.flush(durable || done); err != nil {
 		return err
 	}
-	if r.ckpt == nil {
-		return nil
+	if r.ckpt != nil {
+		err := r.ckpt.save(r.mark, r.rej.rowsN, r.rej.logN, r.sum.Accepted, r.sum.Rejected, done, durable)
+		if err != nil {
+			return err
+		}
 	}
-	return r.ckpt.save(r.mark, r.rej.rowsN, r.rej.logN, r.sum.Accepted, r.sum.Rejected, done, durable)
+	for ; r.unwritten > 0; r.unwritten-- {
+		<-r.budget // the checkpoint covers these rows now: the reader may read as many more
+	}
+	return nil
 }
 
 // nextRecord returns the records read ahead at start-up, if any, then the input's records.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
@@ -180,7 +179,7 @@ func writeCSV(t *testing.T, dir string, n int) *testFile {
 		tf.rows++
 		if bad != "" {
 			tf.bad[num] = bad
-			tf.badRaw = append(tf.badRaw, buf.String()[start:])
+			tf.badRaw = append(tf.badRaw, string(buf.Bytes()[start:]))
 			continue
 		}
 		tf.accepted++
@@ -319,52 +318,11 @@ func generic(t *testing.T, v any) any {
 	return out
 }
 
-// checkRejects asserts that the rejects hold exactly the bad rows, each once, in order.
+// checkRejects asserts that the rejects beside a generated CSV hold exactly its bad rows,
+// each once, in order (checkRejectsAt says how).
 func checkRejects(t *testing.T, tf *testFile, header string) {
 	t.Helper()
-	rejects := strings.TrimSuffix(tf.path, ".csv") + ".rejects.csv"
-	data, err := os.ReadFile(rejects)
-	if err != nil {
-		t.Fatalf("rejects: %v", err)
-	}
-	if want := header + strings.Join(tf.badRaw, ""); string(data) != want {
-		t.Errorf("rejects file:\n got %q\nwant %q", data, want)
-	}
-	f, err := os.Open(rejects + ".log.jsonl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	seen := map[int64]bool{}
-	sc := bufio.NewScanner(f)
-	var last int64
-	for sc.Scan() {
-		var r loader.Reject
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			t.Fatalf("log line %q: %v", sc.Text(), err)
-		}
-		if seen[r.Row] {
-			t.Errorf("row %d twice in the rejects log", r.Row)
-		}
-		seen[r.Row] = true
-		if r.Row <= last {
-			t.Errorf("rejects log out of order: row %d after %d", r.Row, last)
-		}
-		last = r.Row
-		if want, ok := tf.bad[r.Row]; !ok {
-			t.Errorf("row %d rejected (%s %s: %s) but it is good", r.Row, r.Stage, r.Code, r.Message)
-		} else if r.Code != want {
-			t.Errorf("row %d rejected with %s, want %s", r.Row, r.Code, want)
-		}
-	}
-	if len(seen) != len(tf.bad) {
-		t.Errorf("rejects log has %d rows, want %d", len(seen), len(tf.bad))
-	}
-	for _, p := range []string{rejects, rejects + ".log.jsonl"} {
-		if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o600 {
-			t.Errorf("%s: mode %v, err %v; want 0600", p, st.Mode().Perm(), err)
-		}
-	}
+	checkRejectsAt(t, tf, rejectsPathOf(tf), header)
 }
 
 func readSummary(t *testing.T, path string) loader.Summary {
