@@ -36,7 +36,12 @@ func runLoad(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	logger := newLogger(o.logFormat, stderr)
+	o.progress = progressMode(o.progress, stderr)
+	logw := stderr
+	if o.progress == "bar" {
+		logw = &lineClearer{w: stderr} // a log line replaces the bar, which redraws below it
+	}
+	logger := newLogger(o.logFormat, logw)
 	err = o.load(cmd, logger, stdout, stderr, sigs)
 	if err != nil && o.logFormat == "json" && !errors.Is(err, errRejected) {
 		logger.Error("cdpload stopped", "err", err.Error(), "exitCode", exitCode(err))

@@ -17,16 +17,36 @@ import (
 // logEvery is how often progress is logged when there is no terminal to draw a bar on.
 const logEvery = 10 * time.Second
 
-// startProgress shows a run's progress until the returned function is called: a bar when
-// mode is bar (or auto on a terminal), a log line every 10 s when mode is log (or auto
-// without a terminal), nothing for none. Counting is the loader's; this only shows it.
-func startProgress(mode string, w io.Writer, logger *slog.Logger, file string, c *loader.Counters) (stop func()) {
-	if mode == "auto" {
-		mode = "log"
-		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-			mode = "bar"
-		}
+// progressMode resolves --progress auto: a bar when w is a terminal, else log lines.
+func progressMode(mode string, w io.Writer) string {
+	if mode != "auto" {
+		return mode
 	}
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return "bar"
+	}
+	return "log"
+}
+
+// lineClearer clears the terminal's current line (the bar) before each write, so that log
+// lines and the bar do not run into each other.
+type lineClearer struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lineClearer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, err := io.WriteString(l.w, "\r\x1b[K"); err != nil {
+		return 0, err
+	}
+	return l.w.Write(p)
+}
+
+// startProgress shows a run's progress until the returned function is called: a bar when
+// mode is bar, a log line every 10 s when mode is log, nothing for none (see progressMode). Counting is the loader's; this only shows it.
+func startProgress(mode string, w io.Writer, logger *slog.Logger, file string, c *loader.Counters) (stop func()) {
 	if mode == "none" {
 		return func() {}
 	}
