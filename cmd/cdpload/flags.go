@@ -78,7 +78,7 @@ func newFlagSet(cmd string, o *options, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.caFile, "ca-file", "", "PEM file of extra CA certificates to trust (TLS is always verified), e.g. --ca-file /etc/ssl/corp-ca.pem")
 	fs.StringVar(&o.stateDir, "state-dir", "", "folder for checkpoints and rejects (default: the input's folder), e.g. --state-dir /var/lib/cdpload")
 	fs.StringVar(&o.checkpoint, "checkpoint", "", "checkpoint file (default: <state-dir>/<input name>.cdpload.ckpt; one input only), e.g. --checkpoint /state/profiles.ckpt")
-	fs.DurationVar(&o.checkpointInterval, "checkpoint-interval", time.Second, "how often the checkpoint is written, e.g. --checkpoint-interval 5s")
+	fs.DurationVar(&o.checkpointInterval, "checkpoint-interval", time.Second, "how often the checkpoint is synced to disk (between syncs it is written every few ms of progress), e.g. --checkpoint-interval 5s")
 	fs.BoolVar(&o.restart, "restart", false, "ignore an existing checkpoint and start from the first row, e.g. --restart after fixing a mapping")
 	fs.StringVar(&o.rejects, "rejects", "", "rejects file; its log is PATH.log.jsonl (default: <state-dir>/<stem>.rejects.<ext>; one input only), e.g. --rejects /state/bad.csv")
 	fs.Int64Var(&o.maxErrors, "max-errors", 0, "stop the run when more than this many rows are rejected; 0 is no limit, e.g. --max-errors 1000")
@@ -95,10 +95,28 @@ func newFlagSet(cmd string, o *options, out io.Writer) *flag.FlagSet {
 			fmt.Fprint(out, "Loads each FILE (csv, tsv, jsonl, ndjson, each optionally .gz; - is standard input) into the\nCDP, one upsert per row. The token comes from CDP_TOKEN or --token-file, never from a flag.\n\n")
 		}
 		fmt.Fprint(out, "Flags (each also from the environment as CDPLOAD_<FLAG>, e.g. CDPLOAD_RATE=200):\n")
-		fs.PrintDefaults()
+		printFlags(out, fs)
 		fmt.Fprint(out, "\nExit codes: 0 all accepted; 1 stopped early (run again to resume); 2 usage or\nconfiguration error; 3 finished with rejected rows; 130/143 interrupted (run again to resume).\n")
 	}
 	return fs
+}
+
+// printFlags lists the flags as they are written, with two dashes.
+func printFlags(out io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		kind, usage := flag.UnquoteUsage(f)
+		fmt.Fprintf(out, "  --%s", f.Name)
+		if kind != "" {
+			fmt.Fprintf(out, " %s", kind)
+		}
+		fmt.Fprintf(out, "\n        %s", usage)
+		switch f.DefValue {
+		case "", "0", "false", "0s":
+		default:
+			fmt.Fprintf(out, " (default %s)", f.DefValue)
+		}
+		fmt.Fprintln(out)
+	})
 }
 
 // parseFlags reads args and then the environment into o. Flags may come before or after
