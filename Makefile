@@ -6,10 +6,10 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN     := bin
 
-.PHONY: help build demo test soak check bench fuzz clean
+.PHONY: help build demo test soak check bench bench-quick fuzz clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 build: ## build bin/cdpload and bin/cdpemu
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/cdpload ./cmd/cdpload
@@ -28,8 +28,12 @@ test: check ## gofmt, go vet and every test under the race detector
 soak: check ## the full crash, outage and fault suites (200,000-row kills, a 60 s storm)
 	CDPLOAD_SOAK=1 $(GO) test -race -count=1 -timeout 60m ./cmd/cdpload/
 
-bench: ## the per-row benchmarks (parse, map, encode) with allocations
+bench: ## per-row benchmarks, then cdpbench: loader vs a bare client on 100k and 2M rows (hours)
 	$(GO) test -run '^$$' -bench . -benchmem ./source/ ./loader/...
+	$(GO) run ./cmd/cdpbench
+
+bench-quick: ## cdpbench on 20,000 rows, 8 and 32 workers, one pair each (about a minute)
+	$(GO) run ./cmd/cdpbench --rows 20000 --workers 8,32 --repeat 1
 
 FUZZTIME ?= 30s
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)

@@ -1,0 +1,270 @@
+// Command cdpbench measures cdpload against the ceiling of one request per row: it generates
+// profile files from a seed, starts the cdpemu emulator in-process on loopback, and runs
+// interleaved pairs of a bare keep-alive client (a child process, `cdpbench baseline`) and
+// `cdpload load` (a child process) at the same connection count, then prints the medians
+// as one Markdown table and writes them as JSON. See issue 5 for the figures and targets.
+//
+//	go run ./cmd/cdpbench --rows 20000 --workers 8,32 --repeat 1
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"cdpload/sink/cdpemu"
+)
+
+const benchToken = "bench-token"
+
+// options are cdpbench's flags.
+type options struct {
+	rows        []int
+	formats     []string
+	workers     []int
+	repeat      int
+	seed        uint64
+	cdpload     string
+	work        string
+	keep        bool
+	out         string
+	paceRate    float64
+	paceSeconds float64
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintln(os.Stderr, "cdpbench: interrupted")
+		os.Exit(130)
+	default:
+		fmt.Fprintln(os.Stderr, "cdpbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "baseline" {
+		return runBaselineCmd(args[1:])
+	}
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	return bench(ctx, o, stdout, stderr)
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	fs := flag.NewFlagSet("cdpbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	rows := fs.String("rows", "100000,2000000", "rows per generated file, a comma list")
+	formats := fs.String("formats", "csv,jsonl", "file formats, a comma list of csv and jsonl")
+	workers := fs.String("workers", "8,32,64", "loader workers (and baseline connections), a comma list")
+	o := &options{}
+	fs.IntVar(&o.repeat, "repeat", 3, "interleaved baseline/loader pairs per configuration")
+	fs.Uint64Var(&o.seed, "seed", 1, "generator seed")
+	fs.StringVar(&o.cdpload, "cdpload", "", "cdpload binary (default: built from this repository into the work dir)")
+	fs.StringVar(&o.work, "work", "", "work dir (default: a temporary dir, removed at the end unless --keep)")
+	fs.BoolVar(&o.keep, "keep", false, "keep the work dir")
+	fs.StringVar(&o.out, "out", "", "JSON report file (default: bench.json in the work dir)")
+	fs.Float64Var(&o.paceRate, "pace-rate", 500, "--rate of the pacing check")
+	fs.Float64Var(&o.paceSeconds, "pace-seconds", 20, "length of the pacing check in seconds; 0 skips it")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	var err error
+	if o.rows, err = intList(*rows); err != nil {
+		return nil, fmt.Errorf("--rows: %v", err)
+	}
+	if o.workers, err = intList(*workers); err != nil {
+		return nil, fmt.Errorf("--workers: %v", err)
+	}
+	for _, f := range strings.Split(*formats, ",") {
+		f = strings.TrimSpace(f)
+		if f != "csv" && f != "jsonl" {
+			return nil, fmt.Errorf("--formats: %q is not csv or jsonl", f)
+		}
+		o.formats = append(o.formats, f)
+	}
+	if o.repeat < 1 {
+		return nil, errors.New("--repeat must be 1 or more")
+	}
+	return o, nil
+}
+
+func intList(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive whole number", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func bench(ctx context.Context, o *options, stdout, stderr io.Writer) (err error) {
+	logf := func(format string, a ...any) {
+		fmt.Fprintf(stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, a...)...)
+	}
+	work := o.work
+	if work == "" {
+		if work, err = os.MkdirTemp("", "cdpbench-"); err != nil {
+			return err
+		}
+	} else if err := os.MkdirAll(work, 0o755); err != nil {
+		return err
+	}
+	if work, err = filepath.Abs(work); err != nil {
+		return err
+	}
+	out := o.out
+	if out == "" {
+		out = filepath.Join(work, "bench.json")
+	}
+	if o.work == "" && !o.keep {
+		defer cleanWork(work, out)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cdpload := o.cdpload
+	if cdpload == "" {
+		cdpload = filepath.Join(work, "cdpload")
+		logf("building %s", cdpload)
+		b := exec.CommandContext(ctx, "go", "build", "-o", cdpload, "./cmd/cdpload")
+		b.Stdout, b.Stderr = stderr, stderr
+		if err := b.Run(); err != nil {
+			return fmt.Errorf("building cdpload (run from the repository root, or give --cdpload): %v", err)
+		}
+	}
+
+	// Files: one per size and format, plus the JSONL the baseline encodes its bodies from.
+	files := map[groupKey]string{}
+	for _, n := range o.rows {
+		for _, f := range append([]string{"jsonl"}, o.formats...) {
+			k := groupKey{rows: n, format: f}
+			if files[k] != "" {
+				continue
+			}
+			path := filepath.Join(work, fmt.Sprintf("profiles-%d.%s", n, f))
+			logf("generating %s", filepath.Base(path))
+			if err := generateFile(path, f, n, o.seed); err != nil {
+				return err
+			}
+			files[k] = path
+		}
+	}
+
+	emu, err := cdpemu.New(cdpemu.Config{Tokens: map[string][]string{benchToken: {cdpemu.ScopeWrite}}})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: emu, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	defer srv.Close()
+	base := "http://" + ln.Addr().String() + cdpemu.BasePath
+	upsertURL := base + "/profiles/upsert"
+	logf("emulator on %s", base)
+
+	var pairs []pair
+	for _, n := range o.rows {
+		for _, f := range o.formats {
+			for _, w := range o.workers {
+				for rep := 1; rep <= o.repeat; rep++ {
+					b, err := runBaseline(ctx, self, upsertURL, benchToken, files[groupKey{rows: n, format: "jsonl"}], w)
+					if err != nil {
+						return err
+					}
+					l, _, err := runLoader(ctx, cdpload, work, base, benchToken, files[groupKey{rows: n, format: f}], w, 0)
+					if err != nil {
+						return err
+					}
+					logf("%s %d rows %d conns #%d: bare %.0f rows/s, loader %.0f rows/s (%.2f), loader %.1f MiB",
+						f, n, w, rep, b.RowsPerSecond, l.RowsPerSecond, ratio(l.RowsPerSecond, b.RowsPerSecond), float64(l.MaxRSSKiB)/1024)
+					pairs = append(pairs, pair{Rows: n, Format: f, Workers: w, Repeat: rep, Baseline: b, Loader: l})
+				}
+			}
+		}
+	}
+
+	var pace *pacing
+	if o.paceSeconds > 0 && o.paceRate > 0 {
+		if pace, err = runPacing(ctx, o, work, cdpload, base, logf); err != nil {
+			return err
+		}
+	}
+
+	r := &report{
+		Machine: machine{Cores: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH},
+		Seed:    o.seed,
+		Repeat:  o.repeat,
+		Pairs:   pairs,
+		Pacing:  pace,
+	}
+	r.Figures = buildFigures(pairs, pace)
+	writeTable(stdout, r)
+	if err := writeJSON(out, r); err != nil {
+		return err
+	}
+	logf("wrote %s", out)
+	return nil
+}
+
+// runPacing loads a file of pace-rate × pace-seconds rows at --rate pace-rate and compares
+// the rate achieved (rows / the loader's own seconds) with the rate asked.
+func runPacing(ctx context.Context, o *options, work, cdpload, base string, logf func(string, ...any)) (*pacing, error) {
+	n := int(o.paceRate * o.paceSeconds)
+	path := filepath.Join(work, fmt.Sprintf("pace-%d.csv", n))
+	if err := generateFile(path, "csv", n, o.seed); err != nil {
+		return nil, err
+	}
+	w := 32
+	logf("pacing: %d rows at --rate %g, %d workers", n, o.paceRate, w)
+	s, _, err := runLoader(ctx, cdpload, work, base, benchToken, path, w, o.paceRate)
+	if err != nil {
+		return nil, err
+	}
+	return &pacing{Asked: o.paceRate, Rows: s.Rows, Seconds: s.Seconds, Achieved: s.RowsPerSecond, Workers: w}, nil
+}
+
+// cleanWork removes the temporary work dir, all but the report if it was written there.
+func cleanWork(work, out string) {
+	entries, _ := os.ReadDir(work)
+	kept := false
+	for _, e := range entries {
+		p := filepath.Join(work, e.Name())
+		if p == out {
+			kept = true
+			continue
+		}
+		os.RemoveAll(p)
+	}
+	if !kept {
+		os.Remove(work)
+	}
+}
