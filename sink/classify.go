@@ -182,6 +182,11 @@ func Classify(status int, header http.Header, body []byte, err error, now time.T
 	if status == 0 {
 		return classifyTransport(err)
 	}
+	if status/100 == 2 && err == nil {
+		if id, ok := plainSuccess(body); ok {
+			return Result{Outcome: Accepted, Status: status, CorrelationID: id}
+		}
+	}
 	r := Result{Status: status, Err: err}
 	if v := header.Get("Retry-After"); v != "" {
 		r.RetryAfter, _ = ParseRetryAfter(v, now)
@@ -247,25 +252,59 @@ func parseEnvelope(body []byte) (env envelope, isJSON, isEmpty bool) {
 	if len(trimmed) == 0 {
 		return env, false, true
 	}
-	if !json.Valid(trimmed) {
-		return env, false, false
+	if trimmed[0] != '{' {
+		return env, json.Valid(trimmed), false
 	}
-	if trimmed[0] == '{' {
-		// Fields of an unexpected type are left zero rather than failing the whole decode.
-		var fields map[string]json.RawMessage
-		if json.Unmarshal(trimmed, &fields) == nil {
-			var ok *bool
-			if json.Unmarshal(fields["success"], &ok) == nil {
-				env.Success = ok
-			}
-			var id string
-			if json.Unmarshal(fields["correlationId"], &id) == nil {
-				env.CorrelationID = id
-			}
-			env.Data, env.Error = fields["data"], fields["error"]
+	// One pass over the body (the hot path: every accepted row). Each member is kept raw,
+	// so that one of an unexpected type is left zero rather than failing the whole decode.
+	var fields struct {
+		Success       json.RawMessage `json:"success"`
+		Data          json.RawMessage `json:"data"`
+		Error         json.RawMessage `json:"error"`
+		CorrelationID json.RawMessage `json:"correlationId"`
+	}
+	if err := json.Unmarshal(trimmed, &fields); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		return env, errors.As(err, &typeErr), false
+	}
+	switch string(fields.Success) {
+	case "true":
+		env.Success = &yes
+	case "false":
+		env.Success = &no
+	}
+	if len(fields.CorrelationID) > 0 {
+		var id string
+		if json.Unmarshal(fields.CorrelationID, &id) == nil {
+			env.CorrelationID = id
 		}
 	}
+	env.Data, env.Error = fields.Data, fields.Error
 	return env, true, false
+}
+
+var yes, no = true, false
+
+// plainSuccess reports whether body is the contract's success answer as it comes on the
+// hot path, `{"success":true,...}` with nothing saying otherwise, and returns its
+// correlationId: then the body needs no decoding. Anything else takes the full parse.
+func plainSuccess(body []byte) (correlationID string, ok bool) {
+	b := bytes.TrimSpace(body)
+	if !bytes.HasPrefix(b, []byte(`{"success":true,`)) || b[len(b)-1] != '}' ||
+		bytes.Contains(b, []byte(`"accepted":false`)) || bytes.Contains(b, []byte(`"success":false`)) {
+		return "", false
+	}
+	const key = `"correlationId":"`
+	i := bytes.Index(b, []byte(key))
+	if i < 0 {
+		return "", true
+	}
+	rest := b[i+len(key):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 || bytes.IndexByte(rest[:j], '\\') >= 0 {
+		return "", false // an escaped identifier: let the decoder read it
+	}
+	return string(rest[:j]), true
 }
 
 // parseAPIError decodes the contract's error object; a bare string is taken as the message.
@@ -289,10 +328,13 @@ func saysFailed(env envelope) bool {
 	if env.Success != nil && !*env.Success {
 		return true
 	}
+	if !bytes.Contains(env.Data, []byte(`"accepted"`)) {
+		return false
+	}
 	var data struct {
 		Accepted *bool `json:"accepted"`
 	}
-	if len(env.Data) > 0 && json.Unmarshal(env.Data, &data) == nil && data.Accepted != nil {
+	if json.Unmarshal(env.Data, &data) == nil && data.Accepted != nil {
 		return !*data.Accepted
 	}
 	return false

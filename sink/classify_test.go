@@ -215,3 +215,31 @@ func TestOutcomeString(t *testing.T) {
 		t.Error("the zero Result must not be Accepted")
 	}
 }
+
+// The fast path for plain success answers agrees with the full parse.
+func TestPlainSuccessAgreesWithFullParse(t *testing.T) {
+	for _, body := range []string{
+		`{"success":true,"data":{"operation":"upsert","accepted":true,"acceptedRecords":1},"correlationId":"c-1"}`,
+		`{"success":true,"data":{"accepted":true},"correlationId":"c-\u00e9"}`,
+		`{"success":true,"data":{"accepted":false},"correlationId":"c-2"}`,
+		`{"success":true,"data":{"accepted":true}}`,
+		` {"success":true,"correlationId":"c-3"} ` + "\n",
+		`{"success":true,"data":{"accepted":true},"correlationId":"c-4"`,
+	} {
+		fast := Classify(200, http.Header{}, []byte(body), nil, time.Now())
+		id, ok := plainSuccess([]byte(body))
+		env, isJSON, _ := parseEnvelope([]byte(body))
+		slow := Accepted
+		if !isJSON {
+			slow = Fatal
+		} else if saysFailed(env) {
+			slow = Transient
+		}
+		if fast.Outcome != slow {
+			t.Errorf("%s: outcome %v, full parse says %v", body, fast.Outcome, slow)
+		}
+		if ok && id != env.CorrelationID {
+			t.Errorf("%s: fast correlationId %q, full parse %q", body, id, env.CorrelationID)
+		}
+	}
+}

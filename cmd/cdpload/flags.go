@@ -43,10 +43,11 @@ type options struct {
 	maxErrors          int64
 	drainTimeout       time.Duration
 
-	progress  string
-	logFormat string
-	logValues bool
-	summary   string
+	progress   string
+	logFormat  string
+	logValues  bool
+	summary    string
+	cpuProfile string
 
 	files []string
 }
@@ -86,6 +87,7 @@ func newFlagSet(cmd string, o *options, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.progress, "progress", "auto", "auto (a bar on a terminal, else a log line every 10s), bar, log or none, e.g. --progress log")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format on standard error: text or json, e.g. --log-format json")
 	fs.BoolVar(&o.logValues, "log-values", false, "allow profile values (match-key values, API messages) in log lines, e.g. --log-values while debugging a mapping")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the run to this file, for performance work, e.g. --cpuprofile cpu.pprof")
 	fs.StringVar(&o.summary, "summary", "", "also write the summary as JSON to this file, e.g. --summary /state/summary.json")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: cdpload %s [flags] FILE...\n\n", cmd)

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -79,6 +80,17 @@ func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer
 	base, err := o.setup(validate, logger)
 	if err != nil {
 		return err
+	}
+	if o.cpuProfile != "" {
+		f, err := os.OpenFile(o.cpuProfile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return &usageError{msg: fmt.Sprintf("--cpuprofile: %v", err)}
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	interrupted := func(err error) error {
 		if sig, ok := caught.Load().(os.Signal); ok && err != nil {
