@@ -347,7 +347,6 @@ func (r *run) send(id int, j *job) (o outcome, ok bool) {
 		if err := r.pace.wait(r.halt); err != nil {
 			return outcome{}, false
 		}
-		c.Limit.Store(int64(r.pace.limit()))
 		attempts++
 		if attempts > 1 {
 			c.Retries.Add(1)

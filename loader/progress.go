@@ -11,5 +11,4 @@ type Counters struct {
 	Retries     atomic.Int64 // attempts after the first, 429s included
 	RateLimited atomic.Int64 // 429 answers
 	BytesRead   atomic.Int64 // bytes of the input file consumed
-	Limit       atomic.Int64 // current pacing in requests per second (0: unlimited)
 }

@@ -243,10 +243,19 @@ func TestOutageTimeoutAndPoisonRow(t *testing.T) {
 		}
 	}
 
-	// Back up, except for one profile the API always fails: that row alone is rejected.
+	// The API is back: the resume finishes the file exactly.
 	down.Store(false)
+	res = cdpload(t, nil, args...)
+	if res.code != exitRejected {
+		t.Fatalf("resume after the outage: exit %d\n%s", res.code, res.stderr)
+	}
+	checkState(t, inProcess{emu}, tf.want)
+	checkRejects(t, tf, header)
+
+	// An API that always fails one profile while the others get through: that row alone
+	// is rejected, after its retries.
 	poison := "C000004"
-	emu2, url2 := emulator(t, cdpemu.Config{}, func(h http.Handler) http.Handler {
+	_, url2 := emulator(t, cdpemu.Config{}, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if isUpsert(r) {
 				body, _ := io.ReadAll(r.Body)
@@ -259,7 +268,6 @@ func TestOutageTimeoutAndPoisonRow(t *testing.T) {
 			h.ServeHTTP(w, r)
 		})
 	})
-	_ = emu
 	dir2 := t.TempDir()
 	tf2 := writeCSV(t, dir2, 300)
 	res = cdpload(t, nil, "load", "--base-url", url2, "--workers", "4", "--rate", "0", "--progress", "none",
@@ -271,7 +279,6 @@ func TestOutageTimeoutAndPoisonRow(t *testing.T) {
 	if !strings.Contains(string(log), `"key":"`+poison+`","stage":"send","status":500`) || !strings.Contains(string(log), `"attempts":3`) {
 		t.Errorf("the poison row is not rejected after 3 attempts:\n%s", log)
 	}
-	_ = emu2
 }
 
 // A 403 in the middle of a run stops it within a second of the first refusal.
