@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 func TestSlowerFaster(t *testing.T) {
@@ -11,12 +13,19 @@ func TestSlowerFaster(t *testing.T) {
 		name      string
 		got, want float64
 	}{
-		{"halves", slower(100, 1), 50},
-		{"floor", slower(1.5, 1), 1},
-		{"at floor", slower(1, 1), 1},
-		{"climbs by a twentieth of the ceiling", faster(50, 100), 55},
-		{"capped at the ceiling", faster(98, 100), 100},
-		{"stays at the ceiling", faster(100, 100), 100},
+		{"halves when the server's rate is unknown", slower(100, 0, 1), 50},
+		{"just under the server's rate", slower(400, 300, 1), 285},
+		{"never more than halves", slower(1000, 100, 1), 500},
+		{"always cuts 5%", slower(200, 300, 1), 190},
+		{"floor", slower(1.5, 0, 1), 1},
+		{"at floor", slower(1, 0, 1), 1},
+		{"climbs by a hundredth of the ceiling at least", faster(50, 1000, 0), 60},
+		{"climbs by a hundredth of the rate", faster(5000, 10000, 0), 5100},
+		{"faster the longer it is quiet", faster(5000, 10000, 30*time.Second), 5200},
+		{"a tenth at most", faster(5000, 0, time.Hour), 5500},
+		{"no ceiling", faster(5000, 0, 0), 5050},
+		{"capped at the ceiling", faster(99.5, 100, 0), 100},
+		{"stays at the ceiling", faster(100, 100, 0), 100},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s: got %g, want %g", tc.name, tc.got, tc.want)
@@ -32,20 +41,95 @@ func TestPacerRateLimitedOncePerSecond(t *testing.T) {
 	if got := p.limit(); got != 50 {
 		t.Fatalf("after two 429s within a second: limit %g, want 50", got)
 	}
-	p.rateLimited(now.Add(1100 * time.Millisecond))
+	// 30 answers in the 1.5 s to the next 429: the server lets 20/s through.
+	for range 30 {
+		p.answered(now.Add(500 * time.Millisecond))
+	}
+	at := now.Add(1500 * time.Millisecond)
+	p.rateLimited(at)
 	if got := p.limit(); got != 25 {
-		t.Fatalf("after a 429 a second later: limit %g, want 25", got)
+		t.Fatalf("after a 429 with 20/s let through at 50/s: limit %g, want 25 (no more than halved)", got)
 	}
 	// Recovery: one step per quiet second, back to the ceiling and no further.
-	at := now.Add(1100 * time.Millisecond)
-	for i := 1; i <= 30; i++ {
-		p.succeeded(at.Add(time.Duration(i) * time.Second))
+	for i := 1; i <= 60; i++ {
+		p.answered(at.Add(time.Duration(i) * time.Second))
 	}
 	if got := p.limit(); got != 100 {
-		t.Fatalf("after 30 quiet seconds: limit %g, want 100", got)
+		t.Fatalf("after 60 quiet seconds: limit %g, want 100", got)
 	}
 	if p.slowed.Load() {
 		t.Fatal("pacer still marked slowed at the ceiling")
+	}
+}
+
+// The pool against a server whose token bucket refills at 300/s (and holds 300), asked
+// for --rate 1000: the pacing the benchmark checks, simulated on a clock of its own. Every
+// attempt takes a token from the pool's limiter; a 429 pauses the pool for the server's
+// Retry-After and lowers the rate.
+func TestPacerFollowsServerLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		ceiling         float64
+		serverRate      float64
+		serverBurst     int
+		minGoodput      float64 // accepted per second ÷ server rate, over the whole run
+		max429AfterWarm float64 // share of 429s among attempts after the first 5 s
+	}{
+		{"300/s server, --rate 1000", 1000, 300, 300, 0.93, 0.02},
+		// A bucket of a tenth of a second: every 429's pause (Retry-After is whole seconds)
+		// lets most of a second of the server's rate go unused, the price of honouring it.
+		{"300/s server with a small bucket", 1000, 300, 30, 0.80, 0.05},
+		{"2000/s server, no --rate", 0, 2000, 2000, 0.90, 0.02},
+		{"50/s server, --rate 5000", 5000, 50, 50, 0.90, 0.05},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			p := newPacer(tc.ceiling, max(1, int(tc.ceiling/10)))
+			p.start = start
+			p.lim = rate.NewLimiter(p.lim.Limit(), p.lim.Burst()) // clock of its own from here
+			if tc.ceiling > 0 {
+				p.lim.SetLimitAt(start, rate.Limit(tc.ceiling))
+			}
+			server := rate.NewLimiter(rate.Limit(tc.serverRate), tc.serverBurst)
+			server.SetLimitAt(start, rate.Limit(tc.serverRate))
+			const seconds = 60
+			const maxPerTick = 100 // a pool of workers sends at most this many per millisecond
+			var accepted, attempts, limited, attemptsWarm, limitedWarm int
+			for ms := 0; ms < seconds*1000; ms++ {
+				now := start.Add(time.Duration(ms) * time.Millisecond)
+				for range maxPerTick {
+					if now.UnixNano() < p.pauseUntil.Load() || !p.lim.AllowN(now, 1) {
+						break
+					}
+					attempts++
+					warm := ms >= 5000
+					if warm {
+						attemptsWarm++
+					}
+					if server.AllowN(now, 1) {
+						accepted++
+						p.answered(now)
+						continue
+					}
+					limited++
+					if warm {
+						limitedWarm++
+					}
+					p.pause(now, time.Second) // Retry-After: 1, the whole seconds until a token
+					p.rateLimited(now)
+				}
+			}
+			goodput := float64(accepted) / seconds / tc.serverRate
+			share := float64(limitedWarm) / float64(max(1, attemptsWarm))
+			t.Logf("goodput %.3f of the server's rate, %d 429s of %d attempts (%.2f%% after 5 s), rate at the end %.0f",
+				goodput, limited, attempts, 100*share, p.limit())
+			if goodput < tc.minGoodput {
+				t.Errorf("goodput %.3f of the server's rate, want at least %.2f", goodput, tc.minGoodput)
+			}
+			if share > tc.max429AfterWarm {
+				t.Errorf("429s after the first 5 s: %.2f%% of attempts, want at most %.0f%%", 100*share, 100*tc.max429AfterWarm)
+			}
+		})
 	}
 }
 
@@ -66,8 +150,8 @@ func TestPacerUnlimited(t *testing.T) {
 
 func TestPacerPauseHoldsAndContextEnds(t *testing.T) {
 	p := newPacer(0, 0)
-	p.pause(time.Hour)
-	p.pause(time.Millisecond) // a shorter pause never shortens a longer one
+	p.pause(time.Now(), time.Hour)
+	p.pause(time.Now(), time.Millisecond) // a shorter pause never shortens a longer one
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if err := p.wait(ctx); err == nil {

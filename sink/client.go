@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -63,11 +64,13 @@ const (
 type Client struct {
 	hc        *http.Client
 	base      string // for messages
-	upsertURL string
-	schemaURL string
+	upsertURL *url.URL
+	schemaURL *url.URL
 	token     string
-	ua        string
 	timeout   time.Duration
+	// Headers of every upsert and of the schema request. Built once and only read after:
+	// net/http copies a request before it changes its headers.
+	upsertHeader, getHeader http.Header
 }
 
 // String names the client's base URL, and never its token.
@@ -139,15 +142,34 @@ func New(cfg Config) (*Client, error) {
 		// cannot be replayed faithfully across one. Classify makes the 3xx fatal.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+	getHeader := http.Header{
+		"Authorization": {"Bearer " + cfg.Token},
+		"Accept":        {"application/json"},
+		"User-Agent":    {ua},
+	}
+	upsertHeader := getHeader.Clone()
+	upsertHeader.Set("Content-Type", "application/json")
+	// Upserts are idempotent (the contract says so). Present but empty, this header is not
+	// sent; it lets net/http resend a request whose reused keep-alive connection turned out
+	// to be closed by the server before it was written.
+	upsertHeader["X-Idempotency-Key"] = nil
 	return &Client{
-		hc:        hc,
-		base:      base,
-		upsertURL: base + upsertPath,
-		schemaURL: base + schemaPath,
-		token:     cfg.Token,
-		ua:        ua,
-		timeout:   timeout,
+		hc:           hc,
+		base:         base,
+		upsertURL:    endpoint(u, upsertPath),
+		schemaURL:    endpoint(u, schemaPath),
+		token:        cfg.Token,
+		timeout:      timeout,
+		upsertHeader: upsertHeader,
+		getHeader:    getHeader,
 	}, nil
+}
+
+// endpoint is the URL of path under the base URL base.
+func endpoint(base *url.URL, path string) *url.URL {
+	u := *base
+	u.Path += path
+	return &u
 }
 
 // loadCAs returns the system pool (or an empty one) with the certificates of file added.
@@ -173,7 +195,7 @@ func (c *Client) Close() { c.hc.CloseIdleConnections() }
 // and returns how it ended. It never retries. When ctx ends, the Result is Transient with
 // Err set to ctx.Err(); the caller checks its context before retrying.
 func (c *Client) Upsert(ctx context.Context, body []byte) Result {
-	return c.do(ctx, http.MethodPost, c.upsertURL, body).Result
+	return c.do(ctx, http.MethodPost, c.upsertURL, body, nil)
 }
 
 // APIError is a request that did not succeed; Result says why and what to do next
@@ -194,11 +216,12 @@ func (e *APIError) Unwrap() error { return e.Result.Err }
 // failure (Transient, RateLimited); an unusable schema document is Fatal.
 func (c *Client) Schema(ctx context.Context) (Schema, error) {
 	op := "GET " + schemaPath
-	r := c.do(ctx, http.MethodGet, c.schemaURL, nil)
+	var body []byte
+	r := c.do(ctx, http.MethodGet, c.schemaURL, nil, &body)
 	if r.Outcome != Accepted {
-		return Schema{}, &APIError{Op: op, Result: r.Result}
+		return Schema{}, &APIError{Op: op, Result: r}
 	}
-	s, err := decodeSchema(r.body)
+	s, err := decodeSchema(body)
 	if err != nil {
 		return Schema{}, &APIError{Op: op, Result: Result{
 			Outcome: Fatal, Status: r.Status, CorrelationID: r.CorrelationID,
@@ -221,71 +244,78 @@ func decodeSchema(body []byte) (Schema, error) {
 	return ParseSchema(env.Data)
 }
 
-// result is a Result with the body kept for callers that read it.
-type result struct {
-	Result
-	body []byte
-}
-
-// do sends one request, reads its response and classifies it.
-func (c *Client) do(parent context.Context, method, target string, body []byte) result {
+// do sends one request, reads its response and classifies it. With keep set, the body of
+// the response is left there for the caller.
+func (c *Client) do(parent context.Context, method string, target *url.URL, body []byte, keep *[]byte) Result {
 	if err := parent.Err(); err != nil {
-		return result{Result: Result{Outcome: Transient, Message: "canceled", Err: err}}
+		return Result{Outcome: Transient, Message: "canceled", Err: err}
 	}
 	// The timeout is a context, not http.Client.Timeout, so that it covers the body and
 	// a cancellation of parent ends the request the same way.
 	ctx, cancel := context.WithTimeout(parent, c.timeout)
 	defer cancel()
 
-	var rd io.Reader
+	// The request is built by hand from the parsed URL and the shared headers: parsing the
+	// URL and filling a header map per request costs more than the rest of the request.
+	req := &http.Request{
+		Method:     method,
+		URL:        target,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     c.getHeader,
+		Host:       target.Host,
+	}
 	if body != nil {
-		rd = bytes.NewReader(body) // sets GetBody, so the request can be replayed
+		req.Header = c.upsertHeader
+		req.ContentLength = int64(len(body))
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
-	req, err := http.NewRequestWithContext(ctx, method, target, rd)
-	if err != nil {
-		return result{Result: Result{Outcome: Fatal, Message: c.redact(err.Error()), Err: err}}
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", c.ua)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-		// Upserts are idempotent (the contract says so). Present but empty, this header is
-		// not sent; it lets net/http resend a request whose reused keep-alive connection
-		// turned out to be closed by the server before it was written.
-		req.Header["X-Idempotency-Key"] = nil
-	}
+	req = req.WithContext(ctx)
 
+	var r Result
 	resp, err := c.hc.Do(req)
-	var r result
 	if err != nil {
-		r.Result = Classify(0, nil, nil, err, time.Now())
+		r = Classify(0, nil, nil, err, time.Now())
 	} else {
-		var rerr error
-		r.body, rerr = readBody(resp.Body)
-		r.Result = Classify(resp.StatusCode, resp.Header, r.body, rerr, time.Now())
+		buf := respPool.Get().(*bytes.Buffer)
+		buf.Reset()
+		rerr := readBody(buf, resp.Body)
+		r = Classify(resp.StatusCode, resp.Header, buf.Bytes(), rerr, time.Now())
+		if keep != nil {
+			*keep = bytes.Clone(buf.Bytes())
+		}
+		if buf.Cap() <= 64<<10 {
+			respPool.Put(buf)
+		}
 	}
 	if perr := parent.Err(); perr != nil && r.Err != nil {
 		r.Outcome, r.Message, r.Err = Transient, "canceled", perr
 	} else if r.Status == 0 && errors.Is(r.Err, context.DeadlineExceeded) {
 		r.Message = fmt.Sprintf("no complete answer within %s (timeout)", c.timeout)
 	}
-	r.Message = c.redact(r.Message)
+	if r.Message != "" {
+		r.Message = c.redact(r.Message)
+	}
 	for i := range r.Details {
 		r.Details[i].Reason = c.redact(r.Details[i].Reason)
 	}
 	return r
 }
 
-// readBody reads up to maxBody bytes of a response, drains a bounded remainder so the
-// connection can be reused, and closes it. The error is that of reading the kept part.
-func readBody(rc io.ReadCloser) ([]byte, error) {
+// respPool holds the buffers responses are read into; Classify copies what it keeps.
+var respPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// readBody reads up to maxBody bytes of a response into buf, drains a bounded remainder so
+// the connection can be reused, and closes it. The error is that of reading the kept part.
+func readBody(buf *bytes.Buffer, rc io.ReadCloser) error {
 	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, maxBody))
+	_, err := buf.ReadFrom(io.LimitReader(rc, maxBody))
 	if err == nil {
 		_, _ = io.Copy(io.Discard, io.LimitReader(rc, maxDrain))
 	}
-	return b, err
+	return err
 }
 
 // redact removes the token from s, in case a server or proxy echoed it.

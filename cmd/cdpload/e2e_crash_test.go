@@ -49,24 +49,15 @@ func crashSeed(t *testing.T) int64 {
 
 const (
 	crashWorkers = 8
-	// queueDepth is loader.queueDepth: the rows each worker's queue holds.
-	queueDepth = 16
+	// readAhead is loader.readAhead: the rows per worker the reader may be past the last
+	// checkpoint written.
+	readAhead = 64
 	// inFlightWindow is the most rows one crash may make the loader send again, as the
-	// README promises ("at most those in flight: each worker's current row and its short
-	// queue"): what the loader can hold read but unsettled. Only rows past the saved
-	// watermark that were already sent can be sent again: rows in flight (one per worker)
-	// and rows finished out of order behind the lowest unfinished one, whose worker's full
-	// queue stops the reader; with keys spread over the workers that is about
-	// workers × (queue + 1) rows. Retries of a row within one run (503, reset, 500 after
-	// apply) are not re-sends because of a crash and are not counted.
-	//
-	// Two things break the bound, and these tests show both. The checkpoint is saved every
-	// --checkpoint-interval, not as the watermark moves, so the rows settled since the last
-	// save are sent again too (TestCrashResume*, which also checks the rest against the
-	// window). And nothing caps the rows read past the watermark, so a stalled row whose
-	// worker gets no further rows lets the rest of the file finish behind it
-	// (TestStallOnQuietWorkerBoundsResends).
-	inFlightWindow = crashWorkers * (queueDepth + 1)
+	// README promises (at most --workers × 64): only rows read past the last written
+	// checkpoint can have been sent and not be covered by it. Retries of a row within one
+	// run (503, reset, 500 after apply) are not re-sends because of a crash and are not
+	// counted.
+	inFlightWindow = crashWorkers * readAhead
 )
 
 // The loader is killed with SIGKILL at random points of a CSV load while the emulator
@@ -263,13 +254,13 @@ func crashAndResume(t *testing.T, tf *testFile, header string, kills int) {
 			t.Errorf("kill %d re-sent %d rows: more than the in-flight window %d past the %d rows the server had settled beyond the checkpoint",
 				i+1, resent, inFlightWindow, lag)
 		}
-		// The README's promise: a crash re-sends at most the rows in flight. It holds only
-		// if the checkpoint follows the watermark; rows settled since the last save (one
-		// --checkpoint-interval's worth) are re-sent too.
+		// The README's promise: a crash re-sends at most --workers × 64 rows. It holds only
+		// if the checkpoint follows the watermark; rows settled since the last synced save
+		// would be re-sent too.
 		if resent > inFlightWindow {
-			t.Errorf("kill %d re-sent %d rows, more than the in-flight window %d (workers %d × (queue %d + 1)): "+
+			t.Errorf("kill %d re-sent %d rows, more than the in-flight window %d (workers %d × read-ahead %d): "+
 				"the saved watermark %d was %d rows behind what the server had settled",
-				i+1, resent, inFlightWindow, crashWorkers, queueDepth, c.watermark, lag)
+				i+1, resent, inFlightWindow, crashWorkers, readAhead, c.watermark, lag)
 		}
 	}
 	st := emu.Stats()
@@ -389,9 +380,9 @@ func stallKillResume(t *testing.T, tf *testFile, header string, heldRow int64, h
 	resent := sends.resentAfter(first)
 	t.Logf("the kill during the stall re-sent %d rows", resent)
 	if resent > inFlightWindow {
-		t.Errorf("the kill during the stall re-sent %d rows, more than the in-flight window %d (workers %d × (queue %d + 1)): "+
+		t.Errorf("the kill during the stall re-sent %d rows, more than the in-flight window %d (workers %d × read-ahead %d): "+
 			"%d rows after the stalled one were finished out of order behind it",
-			resent, inFlightWindow, crashWorkers, queueDepth, past)
+			resent, inFlightWindow, crashWorkers, readAhead, past)
 	}
 }
 
