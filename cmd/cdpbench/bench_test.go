@@ -6,11 +6,22 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"io"
+	"maps"
 	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 	"unicode/utf8"
+
+	"cdpload/sink/cdpemu"
+	"cdpload/source"
 )
 
 func generate(t *testing.T, format string, rows int, seed uint64) []byte {
@@ -167,5 +178,175 @@ func TestFigureJSONOmitsNaNRatio(t *testing.T) {
 	}
 	if s := string(b); strings.Count(s, "ratioToBaseline") != 1 || !strings.Contains(s, `"ratioToBaseline":0.5`) {
 		t.Errorf("got %s", s)
+	}
+}
+
+func TestFigureJSONNaNValueIsNull(t *testing.T) {
+	b, err := json.Marshal(figure{Name: "a", Value: math.NaN(), Unit: "%", Ratio: math.NaN()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"figure":"a","value":null,"unit":"%"}`; string(b) != want {
+		t.Errorf("got %s, want %s", b, want)
+	}
+}
+
+func TestShare429(t *testing.T) {
+	before := cdpemu.Stats{Requests: 400, ByStatus: map[int]int64{200: 300, 429: 100}}
+	after := cdpemu.Stats{Requests: 1400, ByStatus: map[int]int64{200: 1250, 429: 150}}
+	share, req, tooMany := share429(before, after)
+	if share != 0.05 || req != 1000 || tooMany != 50 {
+		t.Errorf("share429 = %v, %d, %d; want 0.05, 1000, 50", share, req, tooMany)
+	}
+	// No 429 at all: the status is absent from ByStatus.
+	share, _, _ = share429(cdpemu.Stats{Requests: 10, ByStatus: map[int]int64{200: 10}},
+		cdpemu.Stats{Requests: 30, ByStatus: map[int]int64{200: 30}})
+	if share != 0 {
+		t.Errorf("share429 with no 429s = %v, want 0", share)
+	}
+	if share, _, _ := share429(after, after); !math.IsNaN(share) {
+		t.Errorf("share429 with no requests between = %v, want NaN", share)
+	}
+}
+
+func TestBuildFiguresChecks(t *testing.T) {
+	share := 0.04
+	lim := &limited{Limit: 300, Asked: 1000, Workers: 32, Rows: 9000, Goodput: 0.95, Share429: &share}
+	res := &resumed{File: "p.csv", Rows: 2_000_000, At: 1_900_000, Workers: 32, Read: 100_000, FirstUpsert: 0.2, Wall: 9}
+	figs := buildFigures(nil, nil, lim, res)
+	want := []struct {
+		prefix string
+		value  float64
+		target string
+	}{
+		{"goodput ÷ server limit", 0.95, "≥ 0.90"},
+		{"share of 429s among upserts after the first 5 s", 4, "≤ 10%"},
+		{"resume at record 1,900,000 of 2,000,000 (p.csv, 32 workers): start to first upsert", 0.2, "< 1 s"},
+		{"resume at record 1,900,000 of 2,000,000 (p.csv, 32 workers): wall time, 100,000 rows sent", 9, ""},
+	}
+	if len(figs) != len(want) {
+		t.Fatalf("%d figures, want %d: %+v", len(figs), len(want), figs)
+	}
+	for i, w := range want {
+		f := figs[i]
+		if !strings.HasPrefix(f.Name, w.prefix) || math.Abs(f.Value-w.value) > 1e-9 || f.Target != w.target || !math.IsNaN(f.Ratio) {
+			t.Errorf("figure %d = %+v, want %q… = %v, target %q", i, f, w.prefix, w.value, w.target)
+		}
+	}
+	lim.Share429 = nil
+	if f := buildFigures(nil, nil, lim, nil)[1]; !math.IsNaN(f.Value) {
+		t.Errorf("unmeasured 429 share = %v, want NaN", f.Value)
+	}
+}
+
+func TestUpsertWatch(t *testing.T) {
+	var served atomic.Int64
+	w := &upsertWatch{next: http.HandlerFunc(func(http.ResponseWriter, *http.Request) { served.Add(1) })}
+	do := func(method, path string) {
+		w.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(method, path, nil))
+	}
+	do(http.MethodPost, upsertPath) // not armed: passed on, not noted
+	w.arm()
+	began := time.Now()
+	do(http.MethodGet, cdpemu.BasePath+"/metadata/objects/profiles")
+	do(http.MethodGet, upsertPath)
+	do(http.MethodPost, upsertPath)
+	do(http.MethodPost, upsertPath)
+	first, n := w.disarm()
+	do(http.MethodPost, upsertPath)
+	if n != 2 {
+		t.Errorf("%d upserts noted, want 2", n)
+	}
+	if first.Before(began) || time.Since(first) < 0 {
+		t.Errorf("first upsert at %v, not between arm and disarm", first)
+	}
+	if served.Load() != 6 {
+		t.Errorf("%d requests passed on, want 6", served.Load())
+	}
+	w.arm()
+	if first, n := w.disarm(); !first.IsZero() || n != 0 {
+		t.Errorf("after a fresh arm: first %v, %d upserts; want none", first, n)
+	}
+}
+
+// TestPositionAfter checks the position the resume check puts in its checkpoint against the
+// generated CSV's lines: no field holds a line break, so record k is line k+1.
+func TestPositionAfter(t *testing.T) {
+	data := generate(t, "csv", 300, 3)
+	path := filepath.Join(t.TempDir(), "p.csv")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	for _, at := range []int64{1, 137, 300} {
+		pos, err := positionAfter(path, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var off int64
+		for _, l := range lines[:at+1] {
+			off += int64(len(l))
+		}
+		if want := (source.Position{Num: at, Line: at + 2, Offset: off}); pos != want {
+			t.Errorf("positionAfter(%d) = %+v, want %+v", at, pos, want)
+		}
+	}
+	if _, err := positionAfter(path, 301); err == nil {
+		t.Error("positionAfter past the last record gave no error")
+	}
+}
+
+// TestResumeSendsRowsAfterWatermark runs the resume check on a small file with a cdpload
+// built from this repository: the resumed run must send exactly the rows after the
+// watermark, and nothing before it.
+func TestResumeSendsRowsAfterWatermark(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs cdpload")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "cdpload")
+	b := exec.Command("go", "build", "-o", bin, "cdpload/cmd/cdpload")
+	if out, err := b.CombinedOutput(); err != nil {
+		t.Fatalf("building cdpload: %v\n%s", err, out)
+	}
+	const rows, at = 2000, 1500
+	data := generate(t, "csv", rows, 5)
+	path := filepath.Join(dir, "profiles.csv")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	emu, err := cdpemu.New(cdpemu.Config{Tokens: map[string][]string{benchToken: {cdpemu.ScopeWrite}, readOnlyToken: {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	watch := &upsertWatch{next: emu}
+	srv := httptest.NewServer(watch)
+	defer srv.Close()
+
+	spec := loaderSpec{cdpload: bin, work: dir, baseURL: srv.URL + cdpemu.BasePath, token: benchToken, file: path, workers: 8}
+	res, err := runResume(t.Context(), spec, watch, rows, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Read != rows-at || res.Upserts != rows-at || res.FirstUpsert <= 0 || res.FirstUpsert > res.Wall {
+		t.Errorf("resume = %+v; want %d rows read and sent, the first upsert within the run", res, rows-at)
+	}
+	// The profiles stored are those of the records after the watermark, and no others.
+	r := csv.NewReader(bytes.NewReader(data))
+	all, err := r.ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	for _, rec := range all[1+at:] {
+		want[rec[0]] = true
+	}
+	got := map[string]bool{}
+	for _, p := range emu.Profiles() {
+		id, _ := p["customer_id"].(string)
+		got[id] = true
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("the emulator holds %d profiles, want the %d of records %d to %d", len(got), len(want), at+1, rows)
 	}
 }

@@ -2,7 +2,10 @@
 // profile files from a seed, starts the cdpemu emulator in-process on loopback, and runs
 // interleaved pairs of a bare keep-alive client (a child process, `cdpbench baseline`) and
 // `cdpload load` (a child process) at the same connection count, then prints the medians
-// as one Markdown table and writes them as JSON. See issue 5 for the figures and targets.
+// as one Markdown table and writes them as JSON. It also checks pacing (--rate against the
+// rate achieved), the loader against a second emulator that answers 429 above
+// --limit-rate, and the time a resume from a checkpoint near the end of the largest CSV
+// takes to send its first upsert. See issue 5 for the figures and targets.
 //
 //	go run ./cmd/cdpbench --rows 20000 --workers 8,32 --repeat 1
 package main
@@ -13,13 +16,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
+	"math"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -42,6 +45,12 @@ type options struct {
 	out         string
 	paceRate    float64
 	paceSeconds float64
+	// limitRate is the limited emulator's upserts/s and limitSeconds the length of that
+	// check (0 skips it); resumeAt is the share of the largest CSV's rows at which the
+	// resume check puts its checkpoint (0 skips it).
+	limitRate    float64
+	limitSeconds float64
+	resumeAt     float64
 }
 
 func main() {
@@ -87,6 +96,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.out, "out", "", "JSON report file (default: bench.json in the work dir)")
 	fs.Float64Var(&o.paceRate, "pace-rate", 500, "--rate of the pacing check")
 	fs.Float64Var(&o.paceSeconds, "pace-seconds", 20, "length of the pacing check in seconds; 0 skips it")
+	fs.Float64Var(&o.limitRate, "limit-rate", 300, "upserts/s the emulator of the 429 check allows (the loader asks 1000/s)")
+	fs.Float64Var(&o.limitSeconds, "limit-seconds", 30, "length of the 429 check in seconds (limit-rate × this many rows); 0 skips it")
+	fs.Float64Var(&o.resumeAt, "resume-at", 0.95, "share of the largest CSV's rows at which the resume check's checkpoint is; 0 skips it")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -104,8 +116,15 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		}
 		o.formats = append(o.formats, f)
 	}
-	if o.repeat < 1 {
+	switch {
+	case o.repeat < 1:
 		return nil, errors.New("--repeat must be 1 or more")
+	case !(o.limitRate > 0):
+		return nil, errors.New("--limit-rate must be positive")
+	case !(o.limitSeconds >= 0):
+		return nil, errors.New("--limit-seconds must not be negative")
+	case !(o.resumeAt >= 0 && o.resumeAt < 1):
+		return nil, errors.New("--resume-at must be at least 0 and below 1")
 	}
 	return o, nil
 }
@@ -176,18 +195,19 @@ func bench(ctx context.Context, o *options, stdout, stderr io.Writer) (err error
 		}
 	}
 
-	emu, err := cdpemu.New(cdpemu.Config{Tokens: map[string][]string{benchToken: {cdpemu.ScopeWrite}}})
+	emu, err := cdpemu.New(cdpemu.Config{Tokens: map[string][]string{
+		benchToken:    {cdpemu.ScopeWrite},
+		readOnlyToken: {},
+	}})
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	watch := &upsertWatch{next: emu}
+	base, stopEmu, err := serveEmulator(watch)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: emu, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	defer srv.Close()
-	base := "http://" + ln.Addr().String() + cdpemu.BasePath
+	defer stopEmu()
 	upsertURL := base + "/profiles/upsert"
 	logf("emulator on %s", base)
 
@@ -200,7 +220,8 @@ func bench(ctx context.Context, o *options, stdout, stderr io.Writer) (err error
 					if err != nil {
 						return err
 					}
-					l, _, err := runLoader(ctx, cdpload, work, base, benchToken, files[groupKey{rows: n, format: f}], w, 0)
+					l, _, err := runLoader(ctx, loaderSpec{cdpload: cdpload, work: work, baseURL: base,
+						token: benchToken, file: files[groupKey{rows: n, format: f}], workers: w})
 					if err != nil {
 						return err
 					}
@@ -219,14 +240,51 @@ func bench(ctx context.Context, o *options, stdout, stderr io.Writer) (err error
 		}
 	}
 
+	var lim *limited
+	if o.limitSeconds > 0 {
+		if lim, err = runLimited(ctx, o, work, cdpload, logf); err != nil {
+			return fmt.Errorf("the 429 check: %w", err)
+		}
+		share := "n/a"
+		if lim.Share429 != nil {
+			share = fmt.Sprintf("%.2f%%", *lim.Share429*100)
+		}
+		logf("limited server: goodput %.2f of the limit, 429 share after the first %s: %s", lim.Goodput, limitSettle, share)
+	}
+
+	var res *resumed
+	if o.resumeAt > 0 {
+		n := slices.Max(o.rows)
+		path := files[groupKey{rows: n, format: "csv"}]
+		if path == "" {
+			path = filepath.Join(work, fmt.Sprintf("profiles-%d.csv", n))
+			logf("generating %s", filepath.Base(path))
+			if err := generateFile(path, "csv", n, o.seed); err != nil {
+				return fmt.Errorf("generating %s: %w", filepath.Base(path), err)
+			}
+		}
+		at := int64(math.Round(float64(n) * o.resumeAt))
+		if at < 1 || at >= int64(n) {
+			return fmt.Errorf("--resume-at %g of %d rows is record %d: it must be a record before the last", o.resumeAt, n, at)
+		}
+		logf("resume: checkpoint at record %d of %s", at, filepath.Base(path))
+		spec := loaderSpec{cdpload: cdpload, work: work, baseURL: base, token: benchToken, file: path, workers: resumeWorkers}
+		if res, err = runResume(ctx, spec, watch, int64(n), at); err != nil {
+			return fmt.Errorf("the resume check: %w", err)
+		}
+		logf("resume: first upsert %.3f s after the start, %d rows in %.2f s", res.FirstUpsert, res.Read, res.Wall)
+	}
+
 	r := &report{
 		Machine: machine{Cores: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH},
 		Seed:    o.seed,
 		Repeat:  o.repeat,
 		Pairs:   pairs,
 		Pacing:  pace,
+		Limited: lim,
+		Resume:  res,
 	}
-	r.Figures = buildFigures(pairs, pace)
+	r.Figures = buildFigures(pairs, pace, lim, res)
 	writeTable(stdout, r)
 	if err := writeJSON(out, r); err != nil {
 		return err
@@ -245,7 +303,8 @@ func runPacing(ctx context.Context, o *options, work, cdpload, base string, logf
 	}
 	w := 32
 	logf("pacing: %d rows at --rate %g, %d workers", n, o.paceRate, w)
-	s, _, err := runLoader(ctx, cdpload, work, base, benchToken, path, w, o.paceRate)
+	s, _, err := runLoader(ctx, loaderSpec{cdpload: cdpload, work: work, baseURL: base, token: benchToken,
+		file: path, workers: w, rate: o.paceRate})
 	if err != nil {
 		return nil, err
 	}

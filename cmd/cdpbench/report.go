@@ -65,13 +65,18 @@ type figure struct {
 	Target string  `json:"target,omitempty"`
 }
 
-// MarshalJSON writes a NaN ratio as an absent field: JSON has no NaN.
+// MarshalJSON writes a NaN ratio as an absent field and a NaN value as null: JSON has no NaN.
 func (f figure) MarshalJSON() ([]byte, error) {
-	type plain figure
 	out := struct {
-		plain
-		Ratio *float64 `json:"ratioToBaseline,omitempty"`
-	}{plain: plain(f)}
+		Name   string   `json:"figure"`
+		Value  *float64 `json:"value"`
+		Unit   string   `json:"unit"`
+		Target string   `json:"target,omitempty"`
+		Ratio  *float64 `json:"ratioToBaseline,omitempty"`
+	}{Name: f.Name, Unit: f.Unit, Target: f.Target}
+	if !math.IsNaN(f.Value) {
+		out.Value = &f.Value
+	}
 	if !math.IsNaN(f.Ratio) {
 		out.Ratio = &f.Ratio
 	}
@@ -101,6 +106,8 @@ type report struct {
 	Figures []figure `json:"figures"`
 	Pairs   []pair   `json:"pairs"`
 	Pacing  *pacing  `json:"pacing,omitempty"`
+	Limited *limited `json:"limited,omitempty"`
+	Resume  *resumed `json:"resume,omitempty"`
 }
 
 type groupKey struct {
@@ -109,9 +116,10 @@ type groupKey struct {
 	workers int
 }
 
-// buildFigures turns the pairs (and the pacing run, if any) into the report's figures:
-// medians over the repeats, and ratios as medians of the side-by-side ratios.
-func buildFigures(pairs []pair, pace *pacing) []figure {
+// buildFigures turns the pairs (and the pacing, limited-server and resume checks, those
+// run) into the report's figures: medians over the repeats, and ratios as medians of the
+// side-by-side ratios.
+func buildFigures(pairs []pair, pace *pacing, lim *limited, res *resumed) []figure {
 	var keys []groupKey
 	groups := map[groupKey][]pair{}
 	for _, p := range pairs {
@@ -181,6 +189,25 @@ func buildFigures(pairs []pair, pace *pacing) []figure {
 			Name:  fmt.Sprintf("achieved ÷ asked at --rate %g (%d workers, %.0f s)", pace.Asked, pace.Workers, pace.Seconds),
 			Value: pace.Achieved / pace.Asked, Unit: "×", Ratio: math.NaN(), Target: "0.98 to 1.01",
 		})
+	}
+	if lim != nil {
+		where := fmt.Sprintf("server limit %g/s, --rate %g, %d workers, %s rows", lim.Limit, lim.Asked, lim.Workers, thousands(int(lim.Rows)))
+		share := math.NaN()
+		if lim.Share429 != nil {
+			share = *lim.Share429 * 100
+		}
+		figs = append(figs,
+			figure{Name: "goodput ÷ server limit, " + where, Value: lim.Goodput, Unit: "×", Ratio: math.NaN(), Target: "≥ 0.90"},
+			figure{Name: fmt.Sprintf("share of 429s among upserts after the first %g s, %s", limitSettle.Seconds(), where),
+				Value: share, Unit: "%", Ratio: math.NaN(), Target: "≤ 10%"},
+		)
+	}
+	if res != nil {
+		where := fmt.Sprintf("resume at record %s of %s (%s, %d workers)", thousands(int(res.At)), thousands(int(res.Rows)), res.File, res.Workers)
+		figs = append(figs,
+			figure{Name: where + ": start to first upsert", Value: res.FirstUpsert, Unit: "s", Ratio: math.NaN(), Target: "< 1 s"},
+			figure{Name: fmt.Sprintf("%s: wall time, %s rows sent", where, thousands(int(res.Read))), Value: res.Wall, Unit: "s", Ratio: math.NaN()},
+		)
 	}
 	return figs
 }
