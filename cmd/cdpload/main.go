@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"cdpload/loader"
@@ -27,7 +28,15 @@ const (
 	exitTerminated = 143
 )
 
+// gcPercent is the garbage collector's GOGC unless the environment sets one. The loader's
+// live heap is small and bounded by the read-ahead, and every request leaves a few KiB of
+// garbage: collecting a fifth as often saves CPU for requests for a few MiB of memory.
+const gcPercent = 400
+
 func main() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	err := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, sigs)
