@@ -3,6 +3,7 @@ package loader
 import (
 	"errors"
 	"fmt"
+	"net/http"
 )
 
 // ConfigError is a problem with the command line, the input's header, the mapping or the
@@ -30,3 +31,12 @@ var ErrInterrupted = errors.New("interrupted")
 
 // ErrLocked is returned (wrapped) when another cdpload holds the checkpoint.
 var ErrLocked = errors.New("checkpoint in use")
+
+// ErrUnauthorized is returned (wrapped) when the API answered 401 or 403: the token is
+// wrong or lacks the write scope, and running again will not help until it is fixed.
+var ErrUnauthorized = errors.New("the API refused the token")
+
+// unauthorized reports whether an answer refuses the token rather than the row.
+func unauthorized(status int) bool {
+	return status == http.StatusUnauthorized || status == http.StatusForbidden
+}

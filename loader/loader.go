@@ -369,7 +369,11 @@ func (r *run) send(id int, j *job) (o outcome, ok bool) {
 			r.answered(sentAt)
 			return r.sendReject(j, res, attempts), true
 		case sink.Fatal:
-			r.fatal(fmt.Errorf("the API refused the run: %s", describe(res)))
+			if unauthorized(res.Status) {
+				r.fatal(fmt.Errorf("%w: %s", ErrUnauthorized, describe(res)))
+			} else {
+				r.fatal(fmt.Errorf("the API refused the run: %s", describe(res)))
+			}
 			return outcome{}, false
 		case sink.RateLimited:
 			r.answered(sentAt) // the API is up, only busy

@@ -69,7 +69,8 @@ type pacer struct {
 	lastLimited time.Time // when the rate last dropped on a 429
 	passedThen  int64     // passed at lastLimited
 	lastChange  atomic.Int64
-	slowed      atomic.Bool // below the ceiling, or limited although the ceiling is none
+	slowed      atomic.Bool   // below the ceiling, or limited although the ceiling is none
+	onChange    func(float64) // told the new limit (0: unlimited) under mu; may be nil
 }
 
 func newPacer(perSecond float64, burst int) *pacer {
@@ -92,6 +93,9 @@ func (p *pacer) setRate(now time.Time, perSecond float64) {
 	}
 	p.lim.SetLimitAt(now, rate.Limit(perSecond))
 	p.lim.SetBurstAt(now, burst)
+	if p.onChange != nil {
+		p.onChange(perSecond)
+	}
 }
 
 // wait blocks until the next attempt may start: after any pause, then with a token. A

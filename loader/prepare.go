@@ -13,6 +13,7 @@ import (
 
 	"cdpload/checkpoint"
 	"cdpload/loader/mapper"
+	"cdpload/sink"
 	"cdpload/source"
 )
 
@@ -78,7 +79,12 @@ func prepare(ctx context.Context, cfg Config) (*run, error) {
 	schema, err := cfg.Schema(ctx)
 	if err != nil {
 		var ce *ConfigError
-		if !errors.As(err, &ce) {
+		var ae *sink.APIError
+		switch {
+		case errors.As(err, &ce):
+		case errors.As(err, &ae) && unauthorized(ae.Result.Status):
+			err = &StopError{Err: fmt.Errorf("%w: %w", ErrUnauthorized, err)}
+		default:
 			err = &StopError{Err: err}
 		}
 		return r, err
@@ -97,6 +103,9 @@ func prepare(ctx context.Context, cfg Config) (*run, error) {
 		return r, &ConfigError{Err: err}
 	}
 	r.pace = newPacer(cfg.Rate, cfg.Burst)
+	r.pace.onChange = cfg.Counters.setRateLimit
+	cfg.Counters.setRateLimit(r.pace.limit())
+	cfg.Counters.Watermark.Store(r.mark.num)
 	return r, nil
 }
 

@@ -150,6 +150,7 @@ func (r *run) save(done, durable bool) error {
 		if err != nil {
 			return err
 		}
+		r.cfg.Counters.Watermark.Store(r.mark.num)
 	}
 	for ; r.unwritten > 0; r.unwritten-- {
 		<-r.budget // the checkpoint covers these rows now: the reader may read as many more

@@ -199,3 +199,27 @@ func TestRunRetriesThenRejects(t *testing.T) {
 		t.Errorf("retries %d, want 2", sum.Retries)
 	}
 }
+
+// The live counters a metrics endpoint reads: the watermark of the last checkpoint
+// written, and the pool's rate limit, which a 429 lowers.
+func TestRunCountersWatermarkAndRateLimit(t *testing.T) {
+	var calls atomic.Int64
+	s := &fakeSender{upsert: func(body string) sink.Result {
+		if calls.Add(1) == 20 {
+			return sink.Result{Outcome: sink.RateLimited, Status: 429, RetryAfter: time.Millisecond}
+		}
+		return accepted(body)
+	}}
+	cfg, _ := testConfig(t, 200, s)
+	cfg.Rate = 100000
+	cfg.Counters = &Counters{}
+	if _, err := Run(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Counters.Watermark.Load(); got != 200 {
+		t.Errorf("watermark %d after the run, want 200", got)
+	}
+	if got := cfg.Counters.RateLimit(); got <= 0 || got >= 100000 {
+		t.Errorf("rate limit %g after a 429, want below --rate 100000", got)
+	}
+}

@@ -301,7 +301,7 @@ func TestForbiddenStopsWithinASecond(t *testing.T) {
 	})
 	res := cdpload(t, nil, "load", "--base-url", url, "--workers", "8", "--rate", "0", "--progress", "none", tf.path)
 	exited := time.Now()
-	if res.code != exitStopped || !strings.Contains(res.stderr, "403") {
+	if res.code != exitAuth || !strings.Contains(res.stderr, "403") {
 		t.Fatalf("exit %d\n%s", res.code, res.stderr)
 	}
 	if d := exited.Sub(time.Unix(0, first.Load())); d > time.Second {

@@ -100,7 +100,7 @@ func TestLoadJSONL(t *testing.T) {
 	}
 }
 
-// A 401 in the middle of a run stops it with exit 1 after at most --workers more requests;
+// A 401 in the middle of a run stops it with exit 4 after at most --workers more requests;
 // the checkpoint holds, and a resume with a good token finishes the file exactly.
 func TestUnauthorizedStopsAndResumes(t *testing.T) {
 	dir := t.TempDir()
@@ -131,8 +131,8 @@ func TestUnauthorizedStopsAndResumes(t *testing.T) {
 	})
 	refusing.Store(true)
 	res := cdpload(t, nil, "load", "--base-url", url, "--workers", "8", "--rate", "0", "--progress", "none", tf.path)
-	if res.code != exitStopped {
-		t.Fatalf("exit %d, want 1\n%s", res.code, res.stderr)
+	if res.code != exitAuth {
+		t.Fatalf("exit %d, want 4\n%s", res.code, res.stderr)
 	}
 	if n := afterFirst.Load(); n > workers {
 		t.Errorf("%d requests after the first 401, want at most %d", n, workers)
@@ -290,7 +290,7 @@ func TestUsageAndConfigErrors(t *testing.T) {
 		{"bad flag value", nil, []string{"load", "--workers", "0", good}, exitUsage, []string{"--workers"}},
 		{"env flag", []string{"CDPLOAD_EMPTY=sometimes"}, []string{"load", "--base-url", url, good}, exitUsage, []string{"--empty"}},
 		{"missing file", nil, []string{"load", "--base-url", url, filepath.Join(dir, "nope.csv")}, exitUsage, []string{"nope.csv"}},
-		{"wrong token", []string{"CDP_TOKEN=wrong"}, []string{"load", "--base-url", url, good}, exitStopped, []string{"401"}},
+		{"wrong token", []string{"CDP_TOKEN=wrong"}, []string{"load", "--base-url", url, good}, exitAuth, []string{"401"}},
 		{"unknown command", nil, []string{"frobnicate"}, exitUsage, []string{"frobnicate"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -24,6 +24,7 @@ const (
 	exitStopped    = 1 // stopped early: fatal API answer, --max-errors, unreachable server
 	exitUsage      = 2 // usage or configuration error: fix and run again
 	exitRejected   = 3 // finished, and some rows are in the rejects
+	exitAuth       = 4 // the API refused the token (401/403): fix it, retrying will not help
 	exitInterrupt  = 130
 	exitTerminated = 143
 )
@@ -81,6 +82,8 @@ func exitCode(err error) int {
 		return exitUsage
 	case errors.Is(err, errRejected):
 		return exitRejected
+	case errors.Is(err, loader.ErrUnauthorized):
+		return exitAuth
 	default:
 		return exitStopped
 	}
@@ -134,10 +137,11 @@ Run 'cdpload load --help' for the flags.
 
 Exit codes:
   0    every row accepted (or the checkpoint says the file was loaded already)
-  1    the run stopped early: fatal API answer (401/403), --max-errors, the API failing
-       every request for --outage-timeout, or another cdpload holds the checkpoint;
-       run again to resume
+  1    the run stopped early: --max-errors, the API failing every request for
+       --outage-timeout, a fatal answer (404, a redirect), or another cdpload holds the
+       checkpoint; run again to resume
   2    usage or configuration error: fix it, nothing was sent
   3    the run finished and some rows are in the rejects
+  4    the API refused the token (401/403): fix it, then run again to resume
   130  interrupted by SIGINT; 143 by SIGTERM: run again to resume
 `
