@@ -49,6 +49,10 @@ type options struct {
 	summary    string
 	cpuProfile string
 
+	metricsAddr         string
+	pushgateway         string
+	pushgatewayInstance string
+
 	files []string
 }
 
@@ -88,7 +92,10 @@ func newFlagSet(cmd string, o *options, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format on standard error: text or json, e.g. --log-format json")
 	fs.BoolVar(&o.logValues, "log-values", false, "allow profile values (match-key values, API messages) in log lines, e.g. --log-values while debugging a mapping")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the run to this file, for performance work, e.g. --cpuprofile cpu.pprof")
-	fs.StringVar(&o.summary, "summary", "", "also write the summary as JSON to this file, e.g. --summary /state/summary.json")
+	fs.StringVar(&o.summary, "summary", "", "also write the summary as JSON to this file (several inputs: one file each), or with - as one line per input on standard output, e.g. --summary /state/summary.json")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics while the run lasts (port 0 picks a free port; the log says which), e.g. --metrics-addr :9090")
+	fs.StringVar(&o.pushgateway, "pushgateway", "", "at the end of the run, push the metrics to this Prometheus Pushgateway (job cdpload), e.g. --pushgateway http://pushgateway:9091")
+	fs.StringVar(&o.pushgatewayInstance, "pushgateway-instance", "", "the instance label grouping the pushed metrics (default: the host name), e.g. --pushgateway-instance nightly-crm")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: cdpload %s [flags] FILE...\n\n", cmd)
 		if cmd == "validate" {
@@ -98,7 +105,7 @@ func newFlagSet(cmd string, o *options, out io.Writer) *flag.FlagSet {
 		}
 		fmt.Fprint(out, "Flags (each also from the environment as CDPLOAD_<FLAG>, e.g. CDPLOAD_RATE=200):\n")
 		printFlags(out, fs)
-		fmt.Fprint(out, "\nExit codes: 0 all accepted; 1 stopped early (run again to resume); 2 usage or\nconfiguration error; 3 finished with rejected rows; 130/143 interrupted (run again to resume).\n")
+		fmt.Fprint(out, "\nExit codes: 0 all accepted; 1 stopped early (run again to resume); 2 usage or\nconfiguration error; 3 finished with rejected rows; 4 the API refused the token (fix it);\n130/143 interrupted (run again to resume).\n")
 	}
 	return fs
 }
@@ -205,6 +212,11 @@ func (o *options) check() error {
 		return bad("--log-format must be text or json, not %q", o.logFormat)
 	case o.format != "" && o.format != "csv" && o.format != "tsv" && o.format != "jsonl" && o.format != "ndjson":
 		return bad("--format must be csv, tsv or jsonl, not %q", o.format)
+	}
+	if o.pushgateway != "" {
+		if _, err := pushgatewayURL(o.pushgateway); err != nil {
+			return &usageError{msg: err.Error()}
+		}
 	}
 	if err := o.distinctStateFiles(); err != nil {
 		return err

@@ -13,7 +13,8 @@ func env(m map[string]string) func(string) string { return func(k string) string
 
 func TestParseFlags(t *testing.T) {
 	o, err := parseFlags("load", []string{"a.csv", "--rate", "200", "b.csv", "--restart"}, &bytes.Buffer{},
-		env(map[string]string{"CDPLOAD_RATE": "999", "CDPLOAD_WORKERS": "32", "CDPLOAD_DRAIN_TIMEOUT": "5s", "CDP_BASE_URL": "http://x/v1"}))
+		env(map[string]string{"CDPLOAD_RATE": "999", "CDPLOAD_WORKERS": "32", "CDPLOAD_DRAIN_TIMEOUT": "5s", "CDP_BASE_URL": "http://x/v1",
+			"CDPLOAD_METRICS_ADDR": ":9090", "CDPLOAD_PUSHGATEWAY": "http://pgw:9091", "CDPLOAD_PUSHGATEWAY_INSTANCE": "night", "CDPLOAD_SUMMARY": "-"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,6 +27,8 @@ func TestParseFlags(t *testing.T) {
 		t.Errorf("workers %d drain %v restart %v", o.workers, o.drainTimeout, o.restart)
 	case o.baseURL != "http://x/v1":
 		t.Errorf("base URL %q", o.baseURL)
+	case o.metricsAddr != ":9090" || o.pushgateway != "http://pgw:9091" || o.pushgatewayInstance != "night" || o.summary != "-":
+		t.Errorf("metrics addr %q pushgateway %q instance %q summary %q", o.metricsAddr, o.pushgateway, o.pushgatewayInstance, o.summary)
 	}
 }
 
@@ -43,6 +46,8 @@ func TestParseFlagsErrors(t *testing.T) {
 		{[]string{"a.csv"}, map[string]string{"CDPLOAD_RATE": "fast"}, "CDPLOAD_RATE"},
 		{[]string{"--checkpoint", "c", "a.csv", "b.csv"}, nil, "--checkpoint"},
 		{[]string{"x/a.csv", "x/a.csv"}, nil, "share the checkpoint"},
+		{[]string{"--pushgateway", "pgw:9091", "a.csv"}, nil, "--pushgateway"},
+		{[]string{"a.csv"}, map[string]string{"CDPLOAD_PUSHGATEWAY": "http://u:s3cret@pgw:9091/?x=1"}, "--pushgateway http://u:xxxxx@pgw:9091/?x=1 must not"},
 	} {
 		_, err := parseFlags("load", tc.args, &bytes.Buffer{}, env(tc.env))
 		var u *usageError

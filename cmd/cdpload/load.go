@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -51,8 +53,9 @@ func runLoad(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 	return err
 }
 
-// load runs the files of o one after another.
-func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer, sigs <-chan os.Signal) error {
+// load runs the files of o one after another. With --pushgateway it pushes the run's
+// metrics at the end, whatever the outcome.
+func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer, sigs <-chan os.Signal) (err error) {
 	validate := cmd == "validate"
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -77,9 +80,26 @@ func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer
 		}
 	}()
 
+	var m *metrics
+	if o.metricsAddr != "" || o.pushgateway != "" {
+		m = newMetrics()
+	}
+	if o.pushgateway != "" {
+		defer func() { o.pushMetrics(m, exitCode(err), logger) }()
+	}
 	base, err := o.setup(validate, logger)
 	if err != nil {
 		return err
+	}
+	if m != nil && base.Sender != nil {
+		base.Sender = m.instrument(base.Sender)
+	}
+	if o.metricsAddr != "" {
+		stop, err := serveMetrics(o.metricsAddr, m.reg, logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	if o.cpuProfile != "" {
 		f, err := os.OpenFile(o.cpuProfile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
@@ -106,6 +126,9 @@ func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer
 		cfg := base
 		cfg.Path = file
 		cfg.Counters = &loader.Counters{}
+		if m != nil {
+			m.files.add(file, cfg.Counters)
+		}
 		stopProgress := startProgress(o.progress, stderr, logger, file, cfg.Counters)
 		sum, err := loader.Run(ctx, cfg)
 		stopProgress()
@@ -118,7 +141,13 @@ func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer
 			default:
 				sum.WriteText(stderr)
 			}
-			if o.summary != "" {
+			switch o.summary {
+			case "":
+			case "-":
+				if werr := writeSummaryLine(stdout, sum); werr != nil {
+					logger.Error("writing the summary", "err", werr)
+				}
+			default:
 				if werr := sum.WriteJSONFile(summaryPath(o.summary, file, len(o.files))); werr != nil {
 					logger.Error("writing the summary", "err", werr)
 				}
@@ -143,6 +172,41 @@ func exitCodeFor(sig os.Signal) int {
 		return exitTerminated
 	}
 	return exitInterrupt
+}
+
+// writeSummaryLine writes the summary as one line of JSON, for an orchestrator reading
+// standard output.
+func writeSummaryLine(w io.Writer, sum *loader.Summary) error {
+	data, err := json.Marshal(sum)
+	if err != nil {
+		return fmt.Errorf("summary: %w", err)
+	}
+	if _, err := w.Write(append(data, '\n')); err != nil {
+		return fmt.Errorf("summary to standard output: %w", err)
+	}
+	return nil
+}
+
+// pushMetrics records the run's exit code in m and pushes m to --pushgateway. A failed
+// push is a warning: it never changes the exit code.
+func (o *options) pushMetrics(m *metrics, code int, logger *slog.Logger) {
+	m.finish(code, time.Now())
+	instance := o.pushgatewayInstance
+	if instance == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			logger.Warn("metrics not pushed: no host name for the instance label; set --pushgateway-instance", "err", err)
+			return
+		}
+		instance = host
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), pushTimeout)
+	defer cancel()
+	if err := m.push(ctx, o.pushgateway, instance); err != nil {
+		logger.Warn("metrics not pushed", "err", err)
+		return
+	}
+	logger.Info("metrics pushed", "job", "cdpload", "instance", instance)
 }
 
 // summaryPath gives each file its own summary when several are loaded: s.json becomes
