@@ -6,7 +6,9 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN     := bin
 
-.PHONY: help build demo test soak check bench bench-quick fuzz clean
+IMAGE   ?= cdpload:$(VERSION)
+
+.PHONY: help build demo test soak check bench bench-quick fuzz image image-test clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -28,12 +30,18 @@ test: check ## gofmt, go vet and every test under the race detector
 soak: check ## the full crash, outage and fault suites (200,000-row kills, a 60 s storm)
 	CDPLOAD_SOAK=1 $(GO) test -race -count=1 -timeout 60m ./cmd/cdpload/
 
-bench: ## per-row benchmarks, then cdpbench: loader vs a bare client on 100k and 2M rows (hours)
-	$(GO) test -run '^$$' -bench . -benchmem ./source/ ./loader/...
-	$(GO) run ./cmd/cdpbench
+bench: ## per-row benchmarks, then cdpbench: loader vs a bare client on 100k and 2M rows (about 40 minutes)
+	$(GO) test -run '^$$' -bench . -benchmem ./source/ ./loader/... ./sink/
+	$(GO) run ./cmd/cdpbench --out bench.json
 
-bench-quick: ## cdpbench on 20,000 rows, 8 and 32 workers, one pair each (about a minute)
-	$(GO) run ./cmd/cdpbench --rows 20000 --workers 8,32 --repeat 1
+bench-quick: ## cdpbench on 20,000 rows, 8 and 32 workers, one pair each (about two minutes)
+	$(GO) run ./cmd/cdpbench --rows 20000 --workers 8,32 --repeat 1 --limit-seconds 15
+
+image: build ## build the container image $(IMAGE) with docker, or buildah without a daemon
+	bash scripts/image.sh build $(IMAGE) $(VERSION)
+
+image-test: build ## build the image, run `cdpload version` and a real load from inside it
+	bash scripts/image.sh test $(IMAGE) $(VERSION)
 
 FUZZTIME ?= 30s
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)

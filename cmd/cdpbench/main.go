@@ -33,18 +33,24 @@ import (
 const benchToken = "bench-token"
 
 // options are cdpbench's flags.
+// largeRows is the size above which a file runs with --large-workers.
+const largeRows = 100_000
+
 type options struct {
-	rows        []int
-	formats     []string
-	workers     []int
-	repeat      int
-	seed        uint64
-	cdpload     string
-	work        string
-	keep        bool
-	out         string
-	paceRate    float64
-	paceSeconds float64
+	rows    []int
+	formats []string
+	workers []int
+	// largeWorkers replaces workers for files of more than largeRows rows: the full sweep
+	// on the 2,000,000-row files adds about an hour.
+	largeWorkers []int
+	repeat       int
+	seed         uint64
+	cdpload      string
+	work         string
+	keep         bool
+	out          string
+	paceRate     float64
+	paceSeconds  float64
 	// limitRate is the limited emulator's upserts/s and limitSeconds the length of that
 	// check (0 skips it); resumeAt is the share of the largest CSV's rows at which the
 	// resume check puts its checkpoint (0 skips it).
@@ -87,6 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	rows := fs.String("rows", "100000,2000000", "rows per generated file, a comma list")
 	formats := fs.String("formats", "csv,jsonl", "file formats, a comma list of csv and jsonl")
 	workers := fs.String("workers", "8,32,64", "loader workers (and baseline connections), a comma list")
+	large := fs.String("large-workers", "32", "workers for files of more than 100,000 rows, a comma list; \"8,32,64\" for the full sweep (an hour more)")
 	o := &options{}
 	fs.IntVar(&o.repeat, "repeat", 3, "interleaved baseline/loader pairs per configuration")
 	fs.Uint64Var(&o.seed, "seed", 1, "generator seed")
@@ -108,6 +115,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.workers, err = intList(*workers); err != nil {
 		return nil, fmt.Errorf("--workers: %v", err)
+	}
+	if o.largeWorkers, err = intList(*large); err != nil {
+		return nil, fmt.Errorf("--large-workers: %v", err)
 	}
 	for _, f := range strings.Split(*formats, ",") {
 		f = strings.TrimSpace(f)
@@ -213,8 +223,12 @@ func bench(ctx context.Context, o *options, stdout, stderr io.Writer) (err error
 
 	var pairs []pair
 	for _, n := range o.rows {
+		workers := o.workers
+		if n > largeRows {
+			workers = o.largeWorkers
+		}
 		for _, f := range o.formats {
-			for _, w := range o.workers {
+			for _, w := range workers {
 				for rep := 1; rep <= o.repeat; rep++ {
 					b, err := runBaseline(ctx, self, upsertURL, benchToken, files[groupKey{rows: n, format: "jsonl"}], w)
 					if err != nil {
