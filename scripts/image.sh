@@ -8,7 +8,7 @@
 # Exit 0 when built (and tested); 1 on a failure; 3 when neither docker nor buildah can
 # build here, so that CI can say it skipped.
 #
-# Usage: scripts/image.sh build|test IMAGE VERSION
+# Usage: scripts/image.sh build|test|probe IMAGE VERSION
 set -uo pipefail
 
 what=${1:?build or test}
@@ -25,6 +25,16 @@ else
   exit 3
 fi
 bah() { buildah --storage-driver vfs "$@"; }
+
+# buildah may be installed where it cannot work (an unprivileged container): that is no
+# engine either.
+if [ "$engine" = buildah ]; then
+  if ! probe=$(bah from scratch 2>/dev/null); then
+    echo "image: buildah is installed but cannot create a container here (it needs root or user namespaces)" >&2
+    exit 3
+  fi
+  bah rm "$probe" >/dev/null
+fi
 
 build() {
   mkdir -p bin/image
@@ -111,6 +121,7 @@ test_image() {
 }
 
 case "$what" in
+  probe) ;; # an engine is there: exit 0
   build) build ;;
   test) build && test_image ;;
   *) echo "usage: $0 build|test IMAGE VERSION" >&2; exit 2 ;;
