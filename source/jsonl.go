@@ -19,7 +19,9 @@ type jsonlDecoder struct {
 	line int64 // number of the next line
 	num  int64 // number of the last record returned
 	long []byte
-	keys map[string]struct{} // the keys of the record being parsed
+	keys map[string]struct{} // the keys of a wide record being parsed
+	// stack holds the open arrays and objects while a value is checked.
+	stack []byte
 	// names interns member names, which mostly repeat from line to line.
 	names map[string]string
 	// width is the last object's member count, to size the next one's slice.
@@ -102,47 +104,116 @@ func isBlank(b []byte) bool {
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
 
 // parse splits a line into the object's top-level members. The values are slices of raw
-// that cannot grow into it.
+// that cannot grow into it. The checks come in a fixed order, so that a line with several
+// faults always gets the same code: invalid_utf8, bad_json, not_object, duplicate_key.
 func (d *jsonlDecoder) parse(raw []byte) ([]Member, *RecordError) {
 	b := bytes.TrimSuffix(raw, []byte("\n"))
 	b = bytes.TrimSuffix(b, []byte("\r"))
-	if !utf8.Valid(b) {
-		return nil, &RecordError{Code: "invalid_utf8", Message: fmt.Sprintf("byte %d is not valid UTF-8", invalidUTF8At(b)+1)}
-	}
-	if !json.Valid(b) {
+	members, bad, ok := d.split(raw, b)
+	if !ok {
+		// The slow path only builds the messages, as utf8.Valid and encoding/json say them.
+		if !utf8.Valid(b) {
+			return nil, &RecordError{Code: "invalid_utf8", Message: fmt.Sprintf("byte %d is not valid UTF-8", invalidUTF8At(b)+1)}
+		}
 		return nil, &RecordError{Code: "bad_json", Message: syntaxMessage(b)}
 	}
 	i := skipSpace(b, 0)
 	if b[i] != '{' {
 		return nil, &RecordError{Code: "not_object", Message: fmt.Sprintf("the line holds %s, not a JSON object", jsonKind(b[i]))}
 	}
-	clear(d.keys)
-	members := make([]Member, 0, d.width)
-	i = skipSpace(b, i+1)
-	for b[i] != '}' {
-		// b is valid JSON, so here is a string key, a colon, a value and a comma or '}'.
-		k := skipValue(b, i)
-		name, err := d.unquote(b[i:k])
-		if err != nil {
-			return nil, &RecordError{Code: "bad_json", Message: err.Error()}
-		}
-		if _, dup := d.keys[name]; dup {
-			return nil, &RecordError{Code: "duplicate_key", Message: fmt.Sprintf("key %q appears more than once", name)}
-		}
-		d.keys[name] = struct{}{}
-		v := skipSpace(b, skipSpace(b, k)+1)
-		e := skipValue(b, v)
-		members = append(members, Member{Name: name, Value: json.RawMessage(raw[v:e:e])})
-		i = skipSpace(b, e)
-		if b[i] == ',' {
-			i = skipSpace(b, i+1)
-		}
+	if bad != nil {
+		return nil, bad
 	}
 	d.width = len(members)
 	if len(members) == 0 {
 		return nil, nil
 	}
 	return members, nil
+}
+
+// split checks in one pass that b (raw without its line end) is one valid JSON value in
+// valid UTF-8, exactly as utf8.Valid and json.Valid would, and, if it is an object, splits
+// its top-level members. bad is the first member's fault (a repeated key), reported only
+// if the whole line is valid.
+func (d *jsonlDecoder) split(raw, b []byte) (members []Member, bad *RecordError, ok bool) {
+	i := skipSpace(b, 0)
+	if i >= len(b) {
+		return nil, nil, false
+	}
+	if b[i] != '{' {
+		i, ok = d.scanValue(b, i, 0)
+		return nil, nil, ok && skipSpace(b, i) == len(b)
+	}
+	if i = skipSpace(b, i+1); i < len(b) && b[i] == '}' {
+		return nil, nil, skipSpace(b, i+1) == len(b)
+	}
+	members = make([]Member, 0, d.width)
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return nil, nil, false
+		}
+		k, escaped, ok := scanString(b, i)
+		if !ok {
+			return nil, nil, false
+		}
+		var name string
+		if bad == nil {
+			var err error
+			if name, err = d.unquote(b[i:k], escaped); err != nil {
+				bad = &RecordError{Code: "bad_json", Message: err.Error()}
+			} else if d.repeated(members, name) {
+				bad = &RecordError{Code: "duplicate_key", Message: fmt.Sprintf("key %q appears more than once", name)}
+			}
+		}
+		if i = skipSpace(b, k); i >= len(b) || b[i] != ':' {
+			return nil, nil, false
+		}
+		v := skipSpace(b, i+1)
+		e, ok := d.scanValue(b, v, 1)
+		if !ok {
+			return nil, nil, false
+		}
+		members = append(members, Member{Name: name, Value: json.RawMessage(raw[v:e:e])})
+		if i = skipSpace(b, e); i >= len(b) {
+			return nil, nil, false
+		}
+		switch b[i] {
+		case '}':
+			return members, bad, skipSpace(b, i+1) == len(b)
+		case ',':
+			i = skipSpace(b, i+1)
+		default:
+			return nil, nil, false
+		}
+	}
+}
+
+// linearKeys is the member count up to which a repeated key is looked for by comparing
+// names, which is cheaper than a map for the usual narrow record.
+const linearKeys = 16
+
+// repeated reports whether name is among members' names; d.keys holds them once there are
+// more than linearKeys.
+func (d *jsonlDecoder) repeated(members []Member, name string) bool {
+	if len(members) < linearKeys {
+		for _, m := range members {
+			if m.Name == name {
+				return true
+			}
+		}
+		return false
+	}
+	if len(members) == linearKeys {
+		clear(d.keys)
+		for _, m := range members {
+			d.keys[m.Name] = struct{}{}
+		}
+	}
+	if _, dup := d.keys[name]; dup {
+		return true
+	}
+	d.keys[name] = struct{}{}
+	return false
 }
 
 // skipSpace returns the index of the first byte at or after i that is not white space.
@@ -153,44 +224,9 @@ func skipSpace(b []byte, i int) int {
 	return i
 }
 
-// skipValue returns the index just past the valid JSON value that starts at b[i]. It
-// keeps a depth count rather than recursing, so nesting costs no stack.
-func skipValue(b []byte, i int) int {
-	depth := 0
-	for ; i < len(b); i++ {
-		switch b[i] {
-		case '"':
-			i++
-			for b[i] != '"' {
-				if b[i] == '\\' {
-					i++
-				}
-				i++
-			}
-		case '{', '[':
-			depth++
-		case '}', ']':
-			if depth == 0 { // the end of a number or literal inside a container
-				return i
-			}
-			depth--
-		case ',', ':', ' ', '\t', '\r', '\n':
-			if depth == 0 {
-				return i
-			}
-		default: // inside a number or literal
-			continue
-		}
-		if depth == 0 {
-			return i + 1
-		}
-	}
-	return i
-}
-
-// unquote decodes a JSON string.
-func (d *jsonlDecoder) unquote(q []byte) (string, error) {
-	if bytes.IndexByte(q, '\\') < 0 {
+// unquote decodes the valid JSON string q; escaped says whether it holds a backslash.
+func (d *jsonlDecoder) unquote(q []byte, escaped bool) (string, error) {
+	if !escaped {
 		b := q[1 : len(q)-1]
 		if s, ok := d.names[string(b)]; ok {
 			return s, nil
