@@ -326,12 +326,16 @@ func partition(key string, n int) int {
 // worker sends the rows of its queue one after another. After a halt it leaves the rows
 // still queued unsent: the checkpoint stays below them and the resume sends them.
 func (r *run) worker(id int, q <-chan job, outcomes chan<- outcome) {
+	// A context of the worker's own: each request's timeout context registers with it, not
+	// with r.work, whose lock every worker would otherwise take for every request.
+	work, cancel := context.WithCancel(r.work)
+	defer cancel()
 	for j := range q {
 		if r.halt.Err() != nil {
 			bodyPool.Put(j.body)
 			continue
 		}
-		o, ok := r.send(id, &j)
+		o, ok := r.send(work, id, &j)
 		bodyPool.Put(j.body)
 		if ok {
 			outcomes <- o
@@ -339,9 +343,10 @@ func (r *run) worker(id int, q <-chan job, outcomes chan<- outcome) {
 	}
 }
 
-// send delivers one row, retrying as its answers allow. ok is false when the row was left
-// unfinished (the run halted or a fatal answer came).
-func (r *run) send(id int, j *job) (o outcome, ok bool) {
+// send delivers one row, retrying as its answers allow, its requests under work (the
+// worker's context, which r.work ends). ok is false when the row was left unfinished (the
+// run halted or a fatal answer came).
+func (r *run) send(work context.Context, id int, j *job) (o outcome, ok bool) {
 	cfg, c := r.cfg, r.cfg.Counters
 	attempts, transient, limited := 0, 0, 0
 	var firstFail, prevFail time.Time // when the row's first and latest failed attempts were sent
@@ -354,8 +359,8 @@ func (r *run) send(id int, j *job) (o outcome, ok bool) {
 			c.Retries.Add(1)
 		}
 		sentAt := time.Now()
-		res := cfg.Sender.Upsert(r.work, *j.body)
-		if r.work.Err() != nil {
+		res := cfg.Sender.Upsert(work, *j.body)
+		if work.Err() != nil {
 			return outcome{}, false // cut off by the drain timeout or a fatal answer
 		}
 		var wait time.Duration
