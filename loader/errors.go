@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 )
 
 // ConfigError is a problem with the command line, the input's header, the mapping or the
@@ -36,7 +37,9 @@ var ErrLocked = errors.New("checkpoint in use")
 // wrong or lacks the write scope, and running again will not help until it is fixed.
 var ErrUnauthorized = errors.New("the API refused the token")
 
-// unauthorized reports whether an answer refuses the token rather than the row.
-func unauthorized(status int) bool {
-	return status == http.StatusUnauthorized || status == http.StatusForbidden
+// unauthorized reports whether an answer refuses the token rather than the row: a 401 or
+// 403, or an error code of the CDP_ETL.AUTH family whatever the status.
+func unauthorized(status int, code string) bool {
+	return status == http.StatusUnauthorized || status == http.StatusForbidden ||
+		strings.HasPrefix(code, "CDP_ETL.AUTH.")
 }

@@ -352,6 +352,9 @@ func (r *run) send(work context.Context, id int, j *job) (o outcome, ok bool) {
 	var firstFail, prevFail time.Time // when the row's first and latest failed attempts were sent
 	for {
 		if err := r.pace.wait(r.halt); err != nil {
+			if r.halt.Err() == nil { // not a halt: the row must not be dropped silently
+				r.fatal(fmt.Errorf("pacing: %w", err))
+			}
 			return outcome{}, false
 		}
 		attempts++
@@ -374,7 +377,7 @@ func (r *run) send(work context.Context, id int, j *job) (o outcome, ok bool) {
 			r.answered(sentAt)
 			return r.sendReject(j, res, attempts), true
 		case sink.Fatal:
-			if unauthorized(res.Status) {
+			if unauthorized(res.Status, res.Code) {
 				r.fatal(fmt.Errorf("%w: %s", ErrUnauthorized, describe(res)))
 			} else {
 				r.fatal(fmt.Errorf("the API refused the run: %s", describe(res)))

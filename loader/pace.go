@@ -76,7 +76,9 @@ type pacer struct {
 func newPacer(perSecond float64, burst int) *pacer {
 	p := &pacer{ceiling: perSecond, burst: max(1, burst), start: time.Now()}
 	if perSecond <= 0 {
-		p.lim = rate.NewLimiter(rate.Inf, 0)
+		// A burst of at least 1 even while unlimited: a 429 sets a limit and then a burst,
+		// and a worker waiting between the two must not meet a finite limit with burst 0.
+		p.lim = rate.NewLimiter(rate.Inf, p.burst)
 		return p
 	}
 	p.lim = rate.NewLimiter(rate.Limit(perSecond), p.burst)

@@ -2,6 +2,7 @@ package loader
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -175,5 +176,36 @@ func TestPartitionStable(t *testing.T) {
 	}
 	if len(seen) != 8 {
 		t.Fatalf("keys reached %d of 8 workers", len(seen))
+	}
+}
+
+// A 429 that gives an unlimited pool its first limit sets the limit and then the burst:
+// workers waiting meanwhile must never fail (a failed wait would drop their row).
+func TestPacerFirstLimitWhileWaiting(t *testing.T) {
+	for range 50 {
+		p := newPacer(0, 1)
+		for range minSample {
+			p.answered(time.Now())
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs := make(chan error, 4)
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				for range 20 {
+					if err := p.wait(ctx); err != nil {
+						errs <- err
+						return
+					}
+				}
+			})
+		}
+		p.rateLimited(time.Now())
+		wg.Wait()
+		cancel()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("a worker's wait failed while the first limit was set: %v", err)
+		}
 	}
 }

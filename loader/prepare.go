@@ -82,7 +82,7 @@ func prepare(ctx context.Context, cfg Config) (*run, error) {
 		var ae *sink.APIError
 		switch {
 		case errors.As(err, &ce):
-		case errors.As(err, &ae) && unauthorized(ae.Result.Status):
+		case errors.As(err, &ae) && unauthorized(ae.Result.Status, ae.Result.Code):
 			err = &StopError{Err: fmt.Errorf("%w: %w", ErrUnauthorized, err)}
 		default:
 			err = &StopError{Err: err}

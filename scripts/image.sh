@@ -42,7 +42,7 @@ build() {
     { echo "image: no CA bundle at /etc/ssl/certs/ca-certificates.crt (install ca-certificates)" >&2; return 1; }
   local args=(--build-arg "VERSION=$version"
     --build-arg "REVISION=$(git rev-parse HEAD 2>/dev/null || true)"
-    --build-arg "SOURCE=$(git config --get remote.origin.url 2>/dev/null || true)"
+    --build-arg "SOURCE=$(git config --get remote.origin.url 2>/dev/null | sed -E 's#//[^@/]*@#//#' || true)"
     -t "$image" -f Dockerfile .)
   echo "image: building $image with $engine"
   if [ "$engine" = docker ]; then

@@ -290,8 +290,11 @@ var yes, no = true, false
 // correlationId: then the body needs no decoding. Anything else takes the full parse.
 func plainSuccess(body []byte) (correlationID string, ok bool) {
 	b := bytes.TrimSpace(body)
+	// Every "success" and "accepted" must be followed by :true exactly; any other spelling
+	// ("accepted" : false, a value elsewhere) goes to the decoder.
 	if !bytes.HasPrefix(b, []byte(`{"success":true,`)) || b[len(b)-1] != '}' ||
-		bytes.Contains(b, []byte(`"accepted":false`)) || bytes.Contains(b, []byte(`"success":false`)) {
+		bytes.Count(b, []byte(`"accepted"`)) != bytes.Count(b, []byte(`"accepted":true`)) ||
+		bytes.Count(b, []byte(`"success"`)) != bytes.Count(b, []byte(`"success":true`)) {
 		return "", false
 	}
 	const key = `"correlationId":"`

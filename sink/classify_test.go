@@ -225,6 +225,8 @@ func TestPlainSuccessAgreesWithFullParse(t *testing.T) {
 		`{"success":true,"data":{"accepted":true}}`,
 		` {"success":true,"correlationId":"c-3"} ` + "\n",
 		`{"success":true,"data":{"accepted":true},"correlationId":"c-4"`,
+		`{"success":true,"data":{"accepted" : false},"correlationId":"c-5"}`,
+		`{"success":true,"data":{"accepted":true,"success": false},"correlationId":"c-6"}`,
 	} {
 		fast := Classify(200, http.Header{}, []byte(body), nil, time.Now())
 		id, ok := plainSuccess([]byte(body))

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -95,7 +96,7 @@ func newFlagSet(cmd string, o *options, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.summary, "summary", "", "also write the summary as JSON to this file (several inputs: one file each), or with - as one line per input on standard output, e.g. --summary /state/summary.json")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics while the run lasts (port 0 picks a free port; the log says which), e.g. --metrics-addr :9090")
 	fs.StringVar(&o.pushgateway, "pushgateway", "", "at the end of the run, push the metrics to this Prometheus Pushgateway (job cdpload), e.g. --pushgateway http://pushgateway:9091")
-	fs.StringVar(&o.pushgatewayInstance, "pushgateway-instance", "", "the instance label grouping the pushed metrics (default: the host name), e.g. --pushgateway-instance nightly-crm")
+	fs.StringVar(&o.pushgatewayInstance, "pushgateway-instance", "", "the instance label grouping the pushed metrics (default: the first input file's name), e.g. --pushgateway-instance nightly-crm")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: cdpload %s [flags] FILE...\n\n", cmd)
 		if cmd == "validate" {
@@ -192,8 +193,8 @@ func (o *options) check() error {
 		return bad("--rejects names one file's rejects; with several inputs use --state-dir")
 	case o.workers < 1 || o.workers > 1024:
 		return bad("--workers must be from 1 to 1024, not %d", o.workers)
-	case o.rate < 0:
-		return bad("--rate must be 0 (unlimited) or more, not %g", o.rate)
+	case !(o.rate >= 0) || math.IsInf(o.rate, 1):
+		return bad("--rate must be 0 (unlimited) or a positive number, not %g", o.rate)
 	case o.burst < 0:
 		return bad("--burst must not be negative")
 	case o.maxRetries < 0:

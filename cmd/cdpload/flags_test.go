@@ -42,6 +42,8 @@ func TestParseFlagsErrors(t *testing.T) {
 		{[]string{"--token=s3cret", "a.csv"}, nil, "--token-file"},
 		{[]string{}, nil, "no input file"},
 		{[]string{"--workers", "0", "a.csv"}, nil, "--workers"},
+		{[]string{"--rate", "NaN", "a.csv"}, nil, "--rate"},
+		{[]string{"--rate", "+Inf", "a.csv"}, nil, "--rate"},
 		{[]string{"--delimiter", "ab", "a.csv"}, nil, "--delimiter"},
 		{[]string{"a.csv"}, map[string]string{"CDPLOAD_RATE": "fast"}, "CDPLOAD_RATE"},
 		{[]string{"--checkpoint", "c", "a.csv", "b.csv"}, nil, "--checkpoint"},

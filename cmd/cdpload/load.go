@@ -193,12 +193,12 @@ func (o *options) pushMetrics(m *metrics, code int, logger *slog.Logger) {
 	m.finish(code, time.Now())
 	instance := o.pushgatewayInstance
 	if instance == "" {
-		host, err := os.Hostname()
-		if err != nil {
-			logger.Warn("metrics not pushed: no host name for the instance label; set --pushgateway-instance", "err", err)
-			return
+		// The first input's name: stable from one nightly run to the next, where a pod's
+		// host name is new every time and would leave a group behind per run.
+		instance = filepath.Base(o.files[0])
+		if o.files[0] == "-" {
+			instance = "stdin"
 		}
-		instance = host
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), pushTimeout)
 	defer cancel()
