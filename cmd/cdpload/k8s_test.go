@@ -184,9 +184,16 @@ func checkJob(t *testing.T, set *manifestSet, job *batchv1.JobSpec) []cdploadCon
 		grace = time.Duration(*pod.TerminationGracePeriodSeconds) * time.Second
 	}
 	for _, cc := range found {
-		if cc.opts != nil && grace < cc.opts.drainTimeout+drainMargin {
-			t.Errorf("terminationGracePeriodSeconds %v leaves container %s no time after its --drain-timeout %v: give it at least %v",
-				grace, cc.c.Name, cc.opts.drainTimeout, cc.opts.drainTimeout+drainMargin)
+		if cc.opts == nil {
+			continue
+		}
+		need := cc.opts.drainTimeout + drainMargin
+		if cc.opts.pushgateway != "" {
+			need += pushTimeout // the push at the end comes after the drain
+		}
+		if grace < need {
+			t.Errorf("terminationGracePeriodSeconds %v leaves container %s no time after its --drain-timeout %v (and a push to --pushgateway, if set): give it at least %v",
+				grace, cc.c.Name, cc.opts.drainTimeout, need)
 		}
 	}
 
