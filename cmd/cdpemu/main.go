@@ -79,6 +79,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	base := "http://" + ln.Addr().String() + cdpemu.BasePath
+	// The listener already accepts connections, which wait for Serve. The address goes to
+	// stdout before --addr-file appears, so whoever waits for the file sees both.
+	fmt.Fprintf(stdout, "listening on %s\n", base)
 	if o.addrFile != "" {
 		if err := writeFileAtomic(o.addrFile, []byte(base)); err != nil {
 			ln.Close()
@@ -98,7 +101,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	fmt.Fprintf(stdout, "listening on %s\n", base)
 	logger.Info("cdpemu listening", "url", base, "data", o.dataFile)
 
 	select {
