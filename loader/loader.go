@@ -188,7 +188,7 @@ type run struct {
 	// recorder state; only the recorder goroutine touches it after start.
 	next      int64  // the lowest record number not yet finished
 	mark      rowPos // the last record of the finished prefix: the watermark
-	pending   map[int64]outcome
+	board     *board
 	budget    chan struct{} // read-ahead units: the reader puts one per row, the recorder takes them back
 	unwritten int           // rows past the watermark of the last checkpoint write
 
@@ -217,26 +217,27 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 	})
 	defer stopWatch()
 
-	outcomes := make(chan outcome, 4*cfg.Workers)
 	r.budget = make(chan struct{}, cfg.Workers*readAhead)
+	r.board = newBoard(cap(r.budget))
 	queues := make([]chan job, cfg.Workers)
 	for i := range queues {
 		queues[i] = make(chan job, queueDepth)
 	}
 
 	var g errgroup.Group
-	g.Go(func() error { return r.read(queues, outcomes) })
+	g.Go(func() error { return r.read(queues) })
 	r.failedAt = make([]atomic.Int64, len(queues))
 	for i, q := range queues {
-		g.Go(func() error { r.worker(i, q, outcomes); return nil })
+		g.Go(func() error { r.worker(i, q); return nil })
 	}
 	var readErr error
+	finished := make(chan struct{})
 	go func() {
 		readErr = g.Wait()
-		close(outcomes)
+		close(finished)
 	}()
 
-	recErr := r.record(outcomes)
+	recErr := r.record(finished)
 	if readErr != nil {
 		r.haltCause(readErr)
 	}
@@ -248,7 +249,7 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 
 // read is the intake: source → map → validate → a worker's queue, or the recorder for rows
 // rejected locally. It closes the queues when it returns.
-func (r *run) read(queues []chan job, outcomes chan<- outcome) error {
+func (r *run) read(queues []chan job) error {
 	defer func() {
 		for _, q := range queues {
 			close(q)
@@ -277,7 +278,7 @@ func (r *run) read(queues []chan job, outcomes chan<- outcome) error {
 		next := rec.ResumeAt()
 		pos := rowPos{num: rec.Num, line: rec.Line, end: next.Offset, nextLine: next.Line}
 		if rec.Err != nil {
-			outcomes <- r.localReject(pos, rec.Raw, "", StageParse, rec.Err.Code, rec.Err.Message)
+			r.post(r.localReject(pos, rec.Raw, "", StageParse, rec.Err.Code, rec.Err.Message))
 			continue
 		}
 		buf := bodyPool.Get().(*[]byte)
@@ -289,12 +290,12 @@ func (r *run) read(queues []chan job, outcomes chan<- outcome) error {
 			if !errors.As(err, &re) {
 				return &StopError{Err: fmt.Errorf("%s: record %d (line %d): %w", r.cfg.Path, rec.Num, rec.Line, err)}
 			}
-			outcomes <- r.localReject(pos, rec.Raw, r.mp.KeyOf(&rec), re.Stage, re.Code, re.Message)
+			r.post(r.localReject(pos, rec.Raw, r.mp.KeyOf(&rec), re.Stage, re.Code, re.Message))
 			continue
 		}
 		if r.cfg.Validate {
 			bodyPool.Put(buf)
-			outcomes <- outcome{pos: pos}
+			r.post(outcome{pos: pos})
 			continue
 		}
 		select {
@@ -325,7 +326,7 @@ func partition(key string, n int) int {
 
 // worker sends the rows of its queue one after another. After a halt it leaves the rows
 // still queued unsent: the checkpoint stays below them and the resume sends them.
-func (r *run) worker(id int, q <-chan job, outcomes chan<- outcome) {
+func (r *run) worker(id int, q <-chan job) {
 	// A context of the worker's own: each request's timeout context registers with it, not
 	// with r.work, whose lock every worker would otherwise take for every request.
 	work, cancel := context.WithCancel(r.work)
@@ -338,7 +339,7 @@ func (r *run) worker(id int, q <-chan job, outcomes chan<- outcome) {
 		o, ok := r.send(work, id, &j)
 		bodyPool.Put(j.body)
 		if ok {
-			outcomes <- o
+			r.post(o)
 		}
 	}
 }

@@ -22,7 +22,7 @@ import (
 // columns against the schema and opens the rejects. On error the returned run (possibly
 // nil) holds whatever must be released.
 func prepare(ctx context.Context, cfg Config) (*run, error) {
-	r := &run{cfg: cfg, pending: make(map[int64]outcome), next: 1}
+	r := &run{cfg: cfg, next: 1}
 	r.sum = Summary{Input: cfg.Path, Validate: cfg.Validate, RejectsByReason: map[string]int64{}}
 	stdin := cfg.Path == "-"
 

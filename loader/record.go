@@ -18,11 +18,11 @@ import (
 // the budget allows; the synced save every --checkpoint-interval covers a loss of power.
 const writeEvery = 50 * time.Millisecond
 
-// record is the recorder: the one goroutine that finishes rows. It takes outcomes in any
-// order, applies them in record order (writing rejects and moving the watermark) and
-// writes the checkpoint. It returns when outcomes is closed; after a failure of its own
-// it halts the run and keeps draining, so no sender blocks.
-func (r *run) record(outcomes <-chan outcome) error {
+// record is the recorder: the one goroutine that finishes rows. It takes the rows posted
+// on the board in record order (writing rejects and moving the watermark) and writes the
+// checkpoint. It returns once finished is closed, which happens when nothing posts any
+// more; after a failure of its own it halts the run.
+func (r *run) record(finished <-chan struct{}) error {
 	tick := time.NewTicker(r.cfg.CheckpointInterval)
 	defer tick.Stop()
 	var (
@@ -35,23 +35,11 @@ func (r *run) record(outcomes <-chan outcome) error {
 	}
 	for {
 		var err error
+		last := false
 		select {
-		case o, ok := <-outcomes:
-			if !ok {
-				return failed
-			}
-			if failed != nil {
-				continue
-			}
-			err = r.complete(o)
-			if err != nil || r.unwritten == 0 {
-				break
-			}
-			if 2*r.unwritten >= cap(r.budget) {
-				err = write()
-			} else if later == nil {
-				later = time.After(writeEvery)
-			}
+		case <-r.board.nudge:
+		case <-finished:
+			last = true
 		case <-later:
 			if failed == nil {
 				err = write()
@@ -61,37 +49,57 @@ func (r *run) record(outcomes <-chan outcome) error {
 				err = r.save(false, true)
 			}
 		}
-		if err != nil {
+		n := 0
+		if failed == nil && err == nil {
+			n, err = r.drain()
+		}
+		if err == nil && failed == nil && r.unwritten > 0 {
+			if 2*r.unwritten >= cap(r.budget) {
+				err = write()
+			} else if later == nil {
+				later = time.After(writeEvery)
+			}
+		}
+		if err != nil && failed == nil {
 			failed = err
 			r.fatal(err)
+		}
+		if last {
+			return failed
+		}
+		if n < cap(r.budget)/4 && !r.cfg.Validate {
+			// Let rows gather: the next drain finishes them in one go. A drain that found
+			// many means the budget binds, and the reader should not wait for it; nor
+			// should a validation, whose rows finish as fast as they are read.
+			time.Sleep(drainEvery)
 		}
 	}
 }
 
-// complete takes one finished row and applies every row it makes contiguous.
-func (r *run) complete(o outcome) error {
+// drain applies every finished row from the watermark on, in record order, and says how
+// many it applied.
+func (r *run) drain() (int, error) {
+	n := 0
+	for {
+		o, ok := r.board.take(r.next)
+		if !ok {
+			return n, nil
+		}
+		n++
+		if err := r.apply(o); err != nil {
+			return n, err
+		}
+	}
+}
+
+// post hands a finished row to the recorder and counts it for the progress.
+func (r *run) post(o outcome) {
 	if o.reject != nil {
 		r.cfg.Counters.Rejected.Add(1)
 	} else {
 		r.cfg.Counters.Accepted.Add(1)
 	}
-	if o.pos.num != r.next {
-		r.pending[o.pos.num] = o
-		return nil
-	}
-	if err := r.apply(o); err != nil {
-		return err
-	}
-	for {
-		p, ok := r.pending[r.next]
-		if !ok {
-			return nil
-		}
-		delete(r.pending, r.next)
-		if err := r.apply(p); err != nil {
-			return err
-		}
-	}
+	r.board.post(o)
 }
 
 // apply finishes the row at the watermark: its reject is written, the watermark passes it.
@@ -180,7 +188,7 @@ func (r *run) finish() (*Summary, error) {
 	if r.halt.Err() == nil {
 		cause = nil
 	}
-	done := r.eof && len(r.pending) == 0 && r.next > r.lastNum
+	done := r.eof && r.next > r.lastNum
 	if done && errors.Is(cause, ErrInterrupted) {
 		cause = nil // everything read was finished before the signal took effect
 	}
