@@ -48,6 +48,9 @@ type Config struct {
 	MappingID string
 	Map       mapper.Options
 
+	// Shard is this process's share of the input; the zero value is all of it.
+	Shard Shard
+
 	Sender   Sender // nil only when validating
 	Validate bool   // parse, map and check; send nothing, keep no checkpoint
 
@@ -104,11 +107,12 @@ type rowPos struct {
 	num, line, end, nextLine int64
 }
 
-// outcome is a finished row: accepted when reject is nil.
+// outcome is a finished row: accepted when reject is nil, unless it is another shard's.
 type outcome struct {
 	pos    rowPos
 	raw    []byte
 	reject *Reject
+	other  bool // another shard's row: neither sent nor rejected here
 }
 
 var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
@@ -134,7 +138,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	}
 	defer r.close()
 	cfg.Logger.Info("loading", "file", cfg.Path, "format", string(r.in.Format()), "matchKey", r.mp.MatchKey(),
-		"workers", cfg.Workers, "rate", cfg.Rate, "resumeAfterRecord", r.sum.Skipped, "validate", cfg.Validate)
+		"shard", cfg.Shard.String(), "workers", cfg.Workers, "rate", cfg.Rate, "resumeAfterRecord", r.sum.Skipped, "validate", cfg.Validate)
 	return r.run(ctx)
 }
 
@@ -278,6 +282,10 @@ func (r *run) read(queues []chan job) error {
 		next := rec.ResumeAt()
 		pos := rowPos{num: rec.Num, line: rec.Line, end: next.Offset, nextLine: next.Line}
 		if rec.Err != nil {
+			if !r.cfg.Shard.owns("", rec.Num) {
+				r.post(outcome{pos: pos, other: true})
+				continue
+			}
 			r.post(r.localReject(pos, rec.Raw, "", StageParse, rec.Err.Code, rec.Err.Message))
 			continue
 		}
@@ -290,7 +298,17 @@ func (r *run) read(queues []chan job) error {
 			if !errors.As(err, &re) {
 				return &StopError{Err: fmt.Errorf("%s: record %d (line %d): %w", r.cfg.Path, rec.Num, rec.Line, err)}
 			}
-			r.post(r.localReject(pos, rec.Raw, r.mp.KeyOf(&rec), re.Stage, re.Code, re.Message))
+			key := r.mp.KeyOf(&rec)
+			if !r.cfg.Shard.owns(key, rec.Num) {
+				r.post(outcome{pos: pos, other: true})
+				continue
+			}
+			r.post(r.localReject(pos, rec.Raw, key, re.Stage, re.Code, re.Message))
+			continue
+		}
+		if !r.cfg.Shard.owns(key, rec.Num) {
+			bodyPool.Put(buf)
+			r.post(outcome{pos: pos, other: true})
 			continue
 		}
 		if r.cfg.Validate {

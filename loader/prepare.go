@@ -23,7 +23,7 @@ import (
 // nil) holds whatever must be released.
 func prepare(ctx context.Context, cfg Config) (*run, error) {
 	r := &run{cfg: cfg, next: 1}
-	r.sum = Summary{Input: cfg.Path, Validate: cfg.Validate, RejectsByReason: map[string]int64{}}
+	r.sum = Summary{Input: cfg.Path, Validate: cfg.Validate, Shard: cfg.Shard.String(), RejectsByReason: map[string]int64{}}
 	stdin := cfg.Path == "-"
 
 	format, err := formatOf(cfg)
@@ -154,7 +154,8 @@ func formatOf(cfg Config) (source.Format, error) {
 type paths struct{ checkpoint, rejects string }
 
 // statePaths names the checkpoint and the rejects: beside the input (or in --state-dir),
-// profiles.csv.gz giving profiles.csv.gz.cdpload.ckpt and profiles.rejects.csv.
+// profiles.csv.gz (or .zst) giving profiles.csv.gz.cdpload.ckpt and profiles.rejects.csv; shard 1/4
+// gives profiles.csv.gz.1-of-4.cdpload.ckpt and profiles.1-of-4.rejects.csv.
 func statePaths(cfg Config, format source.Format) (paths, error) {
 	dir := cfg.StateDir
 	name := filepath.Base(cfg.Path)
@@ -171,12 +172,16 @@ func statePaths(cfg Config, format source.Format) (paths, error) {
 		return paths{}, configErr("state folder %s does not exist: create it or choose another with --state-dir", dir)
 	}
 	p := paths{checkpoint: cfg.Checkpoint, rejects: cfg.Rejects}
+	tag := "" // a shard's files are apart from its siblings' on a shared volume
+	if cfg.Shard.Split() {
+		tag = "." + cfg.Shard.fileTag()
+	}
 	if p.checkpoint == "" {
-		p.checkpoint = filepath.Join(dir, name+".cdpload.ckpt")
+		p.checkpoint = filepath.Join(dir, name+tag+".cdpload.ckpt")
 	}
 	if p.rejects == "" {
-		stem := strings.TrimSuffix(name, ".gz")
-		stem = strings.TrimSuffix(stem, filepath.Ext(stem))
+		stem := source.TrimCompression(name)
+		stem = strings.TrimSuffix(stem, filepath.Ext(stem)) + tag
 		ext := "." + string(format)
 		kind := ".rejects"
 		if cfg.Validate {
@@ -210,7 +215,7 @@ func optionsOf(cfg Config, format source.Format) map[string]string {
 	if cfg.Source.Delimiter != 0 {
 		delim = string(cfg.Source.Delimiter)
 	}
-	return map[string]string{
+	opts := map[string]string{
 		"format":    string(format),
 		"delimiter": delim,
 		"matchKey":  cfg.Map.MatchKey,
@@ -218,6 +223,10 @@ func optionsOf(cfg Config, format source.Format) map[string]string {
 		"empty":     cfg.Map.Empty,
 		"nullValue": cfg.Map.NullValue,
 	}
+	if cfg.Shard.Split() {
+		opts["shard"] = cfg.Shard.String() // a watermark counts the other shards' rows as done
+	}
+	return opts
 }
 
 // checkpointer owns the checkpoint file of a run: its lock and the state last saved.

@@ -94,7 +94,9 @@ func (r *run) drain() (int, error) {
 
 // post hands a finished row to the recorder and counts it for the progress.
 func (r *run) post(o outcome) {
-	if o.reject != nil {
+	if o.other {
+		r.cfg.Counters.OtherShards.Add(1)
+	} else if o.reject != nil {
 		r.cfg.Counters.Rejected.Add(1)
 	} else {
 		r.cfg.Counters.Accepted.Add(1)
@@ -104,9 +106,12 @@ func (r *run) post(o outcome) {
 
 // apply finishes the row at the watermark: its reject is written, the watermark passes it.
 func (r *run) apply(o outcome) error {
-	if o.reject == nil {
+	switch {
+	case o.other:
+		r.sum.OtherShards++
+	case o.reject == nil:
 		r.sum.Accepted++
-	} else {
+	default:
 		if err := r.rej.write(o.raw, o.reject); err != nil {
 			return err
 		}
@@ -202,7 +207,7 @@ func (r *run) finish() (*Summary, error) {
 	}
 	s := &r.sum
 	s.Read = r.cfg.Counters.Read.Load()
-	s.Unfinished = s.Read - s.Accepted - s.Rejected
+	s.Unfinished = s.Read - s.Accepted - s.Rejected - s.OtherShards
 	s.Retries = r.cfg.Counters.Retries.Load()
 	s.RateLimited = r.cfg.Counters.RateLimited.Load()
 	s.Seconds = time.Since(r.start).Seconds()

@@ -23,6 +23,9 @@ type Reject struct {
 	Message       string `json:"message"`
 	CorrelationID string `json:"correlationId"`
 	Attempts      int    `json:"attempts"`
+	// Bytes is the row's size in the rejects file, its line terminator included, by which
+	// merge-rejects cuts the file into rows.
+	Bytes int64 `json:"bytes"`
 }
 
 // Reject stages.
@@ -130,16 +133,20 @@ func (r *rejectFiles) write(raw []byte, rej *Reject) error {
 			return err
 		}
 	}
+	terminate := len(raw) > 0 && raw[len(raw)-1] != '\n'
+	rej.Bytes = int64(len(raw))
+	if terminate {
+		rej.Bytes++
+	}
 	line, err := json.Marshal(rej)
 	if err != nil {
 		return fmt.Errorf("rejects %s: %w", r.logPath, err)
 	}
 	r.rowsW.Write(raw) // a write error sticks to the writer and comes back from flush
-	r.rowsN += int64(len(raw))
-	if len(raw) > 0 && raw[len(raw)-1] != '\n' {
+	if terminate {
 		r.rowsW.WriteByte('\n')
-		r.rowsN++
 	}
+	r.rowsN += rej.Bytes
 	r.logW.Write(line)
 	r.logW.WriteByte('\n')
 	r.logN += int64(len(line)) + 1

@@ -31,12 +31,16 @@ type Summary struct {
 	Rejects    string `json:"rejects,omitempty"`
 	RejectsLog string `json:"rejectsLog,omitempty"`
 
-	Resumed    bool  `json:"resumed"`
-	Skipped    int64 `json:"skipped"`    // records finished by earlier runs of this checkpoint
-	Read       int64 `json:"read"`       // records read by this run
-	Accepted   int64 `json:"accepted"`   // of those, accepted (validating: would be sent)
-	Rejected   int64 `json:"rejected"`   // of those, written to the rejects
-	Unfinished int64 `json:"unfinished"` // of those, left for the next run
+	Shard string `json:"shard,omitempty"` // I/N when the input is split over N processes
+
+	Resumed  bool  `json:"resumed"`
+	Skipped  int64 `json:"skipped"`  // records finished by earlier runs of this checkpoint
+	Read     int64 `json:"read"`     // records read by this run
+	Accepted int64 `json:"accepted"` // of those, accepted (validating: would be sent)
+	Rejected int64 `json:"rejected"` // of those, written to the rejects
+	// OtherShards counts the rows read that belong to the other shards of a split input.
+	OtherShards int64 `json:"otherShards,omitempty"`
+	Unfinished  int64 `json:"unfinished"` // of those, left for the next run
 
 	RejectsByReason map[string]int64 `json:"rejectsByReason"` // "stage code" → rows
 	Retries         int64            `json:"retries"`
@@ -69,7 +73,13 @@ func (s *Summary) WriteText(w io.Writer) {
 	if s.Validate {
 		accepted = "valid"
 	}
+	if s.Shard != "" {
+		fmt.Fprintf(&b, "  shard %s: the other shards' rows are left to them\n", s.Shard)
+	}
 	fmt.Fprintf(&b, "  rows read %d, %s %d, rejected %d", s.Read, accepted, s.Accepted, s.Rejected)
+	if s.Shard != "" {
+		fmt.Fprintf(&b, ", other shards %d", s.OtherShards)
+	}
 	if s.Unfinished > 0 {
 		fmt.Fprintf(&b, ", left for the next run %d", s.Unfinished)
 	}
@@ -104,7 +114,7 @@ func (s *Summary) Log(logger *slog.Logger) {
 	attrs := []slog.Attr{
 		slog.String("input", s.Input), slog.String("status", s.Status),
 		slog.Int64("skipped", s.Skipped), slog.Int64("read", s.Read), slog.Int64("accepted", s.Accepted),
-		slog.Int64("rejected", s.Rejected), slog.Int64("unfinished", s.Unfinished),
+		slog.Int64("rejected", s.Rejected), slog.Int64("otherShards", s.OtherShards), slog.Int64("unfinished", s.Unfinished),
 		slog.Any("rejectsByReason", s.RejectsByReason), slog.Int64("retries", s.Retries),
 		slog.Int64("rateLimited", s.RateLimited), slog.Float64("seconds", s.Seconds),
 		slog.Float64("rowsPerSecond", s.RowsPerSecond),

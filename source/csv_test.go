@@ -273,7 +273,7 @@ func TestCSVHeaderErrors(t *testing.T) {
 		{"lone CR line ends", "profiles.csv", Options{}, "id,email\r1,a@b\r", "profiles.csv: header: column 2 contains a carriage return: lines must end in LF or CRLF, a lone CR does not end a line"},
 		{"quote as delimiter", "profiles.csv", Options{Delimiter: '"'}, "a\"b\n", `profiles.csv: delimiter '"' cannot separate fields`},
 		{"newline as delimiter", "profiles.tsv", Options{Delimiter: '\n'}, "a\"b\n", `profiles.tsv: delimiter '\n' cannot separate fields`},
-		{"unknown extension", "profiles.xlsx", Options{}, "a,b\n", "profiles.xlsx: unknown format: the name should end in .csv, .tsv, .jsonl or .ndjson (optionally .gz), or the format be given"},
+		{"unknown extension", "profiles.xlsx", Options{}, "a,b\n", "profiles.xlsx: unknown format: the name should end in .csv, .tsv, .jsonl or .ndjson (optionally .gz or .zst), or the format be given"},
 		{"unknown format", "profiles.csv", Options{Format: "xml"}, "a,b\n", `profiles.csv: unknown format "xml": want "csv", "tsv" or "jsonl"`},
 		{"stdin needs a format", "-", Options{}, "a,b\n", "stdin: unknown format"},
 	}

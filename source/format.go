@@ -10,23 +10,37 @@ import (
 // Options say how to read an input.
 type Options struct {
 	// Format is the input's format. The empty Format means: tell it from the file name
-	// (.csv, .tsv, .jsonl or .ndjson, each optionally followed by .gz).
+	// (.csv, .tsv, .jsonl or .ndjson, each optionally followed by .gz or .zst).
 	Format Format
 	// Delimiter separates CSV and TSV fields. Zero means ',' for CSV and '\t' for TSV.
 	// It is ignored for JSONL.
 	Delimiter rune
 }
 
-// DetectFormat tells an input's format from its file name: .csv, .tsv, .jsonl or .ndjson,
-// each optionally followed by .gz (then compressed is true). The match ignores case.
-// An unknown extension is an error that names the file.
-func DetectFormat(name string) (f Format, compressed bool, err error) {
-	base := strings.ToLower(filepath.Base(name))
-	if strings.HasSuffix(base, ".gz") {
-		compressed = true
-		base = strings.TrimSuffix(base, ".gz")
+// compressedExts are the file name extensions of the compressions an input may have. The
+// reader goes by the file's first bytes, not by its name; the name only has to say the
+// format underneath.
+var compressedExts = []string{".gz", ".zst"}
+
+// TrimCompression returns name without a compression extension (.gz or .zst, any case).
+func TrimCompression(name string) string {
+	for _, ext := range compressedExts {
+		if len(name) > len(ext) && strings.EqualFold(name[len(name)-len(ext):], ext) {
+			return name[:len(name)-len(ext)]
+		}
 	}
-	switch filepath.Ext(base) {
+	return name
+}
+
+// DetectFormat tells an input's format from its file name: .csv, .tsv, .jsonl or .ndjson,
+// each optionally followed by .gz or .zst (then compressed is true). The match ignores
+// case. An unknown extension is an error that names the file.
+func DetectFormat(name string) (f Format, compressed bool, err error) {
+	base := filepath.Base(name)
+	if trimmed := TrimCompression(base); trimmed != base {
+		compressed, base = true, trimmed
+	}
+	switch strings.ToLower(filepath.Ext(base)) {
 	case ".csv":
 		return CSV, compressed, nil
 	case ".tsv":
@@ -34,7 +48,7 @@ func DetectFormat(name string) (f Format, compressed bool, err error) {
 	case ".jsonl", ".ndjson":
 		return JSONL, compressed, nil
 	}
-	return "", false, fmt.Errorf("%s: unknown format: the name should end in .csv, .tsv, .jsonl or .ndjson (optionally .gz), or the format be given", displayName(name))
+	return "", false, fmt.Errorf("%s: unknown format: the name should end in .csv, .tsv, .jsonl or .ndjson (optionally .gz or .zst), or the format be given", displayName(name))
 }
 
 // resolve fills in the defaults of opts for the input called name and checks them.

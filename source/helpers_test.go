@@ -10,6 +10,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // want is one expected record. Num is the record's index in the table plus one.
@@ -82,6 +84,26 @@ func memberStrings(ms []Member) []string {
 }
 
 // gz compresses s.
+// compressors compress a test input as the file name extension says.
+var compressors = map[string]func(testing.TB, string) []byte{".gz": gz, ".zst": zst}
+
+// zst compresses s with zstd.
+func zst(t testing.TB, s string) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	w, err := zstd.NewWriter(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(w, s); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
 func gz(t testing.TB, s string) []byte {
 	t.Helper()
 	var b bytes.Buffer

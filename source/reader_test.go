@@ -36,30 +36,37 @@ func TestDetectFormat(t *testing.T) {
 	}
 }
 
-// TestGzip checks that compressed input is detected by its magic bytes whatever its name,
+// TestCompressed checks that gzip and zstd input is detected by its magic bytes whatever its name,
 // and that offsets count decompressed bytes.
-func TestGzip(t *testing.T) {
+func TestCompressed(t *testing.T) {
 	csv := "\ufeffa,b\r\n1,\"x\r\ny\"\r\n2,3\r\n"
 	jsonl := "{\"a\":1}\n\n{\"b\":2}\n"
 	tests := []struct {
 		name string // file name
+		ext  string // the compression, whatever the name says
 		in   string
 	}{
-		{"in.csv.gz", csv},
-		{"in.csv", csv}, // compressed without the extension
-		{"in.tsv.gz", strings.ReplaceAll(csv, ",", "\t")},
-		{"in.jsonl.gz", jsonl},
-		{"in.ndjson", jsonl},
+		{"in.csv.gz", ".gz", csv},
+		{"in.csv", ".gz", csv}, // compressed without the extension
+		{"in.tsv.gz", ".gz", strings.ReplaceAll(csv, ",", "\t")},
+		{"in.jsonl.gz", ".gz", jsonl},
+		{"in.ndjson", ".gz", jsonl},
+		{"in.csv.zst", ".zst", csv},
+		{"IN.CSV.ZST", ".zst", csv},
+		{"in.csv", ".zst", csv},
+		{"in.tsv.zst", ".zst", strings.ReplaceAll(csv, ",", "\t")},
+		{"in.jsonl.zst", ".zst", jsonl},
+		{"in.jsonl.gz", ".zst", jsonl}, // the bytes decide, not the name
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			plainName := strings.TrimSuffix(tt.name, ".gz")
+		t.Run(tt.name+" as "+tt.ext, func(t *testing.T) {
+			plainName := TrimCompression(tt.name)
 			plain, err := NewReader(strings.NewReader(tt.in), plainName, Options{}, Position{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			want := readAll(t, plain)
-			data := gz(t, tt.in)
+			data := compressors[tt.ext](t, tt.in)
 			path := writeFile(t, tt.name, data)
 			r, err := Open(path, Options{}, Position{})
 			if err != nil {
@@ -103,7 +110,7 @@ func TestReadErrors(t *testing.T) {
 		data []byte
 		err  string
 	}{
-		{"truncated", data[:len(data)/2], "in.csv: read: input ends abruptly (truncated gzip?): unexpected EOF"},
+		{"truncated", data[:len(data)/2], "in.csv: read: input ends abruptly (a truncated .gz or .zst file?): unexpected EOF"},
 		{"corrupt", corrupt, "in.csv: read: flate: corrupt input"},
 		{"checksum", badCRC, "in.csv: read: gzip: invalid checksum"},
 		{"I/O error", nil, "in.csv: read: disk on fire"},

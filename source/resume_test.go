@@ -27,10 +27,11 @@ var resumeInputs = []struct {
 // file or a stream.
 func TestResume(t *testing.T) {
 	for _, in := range resumeInputs {
-		for _, compressed := range []bool{false, true} {
-			name, data := in.name, []byte(in.in)
+		for _, ext := range []string{"", ".gz", ".zst"} {
+			name, data := in.name+ext, []byte(in.in)
+			compressed := ext != ""
 			if compressed {
-				name, data = name+".gz", gz(t, in.in)
+				data = compressors[ext](t, in.in)
 			}
 			t.Run(name, func(t *testing.T) {
 				path := writeFile(t, name, data)

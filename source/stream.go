@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // bufSize is the read buffer between the file and the decoders.
@@ -14,14 +16,22 @@ const bufSize = 64 << 10
 
 var (
 	gzipMagic = []byte{0x1f, 0x8b}
+	zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
 	utf8BOM   = []byte{0xef, 0xbb, 0xbf}
 )
 
-// stream is an input made ready for a decoder: decompressed if it starts with the gzip
-// magic bytes, and positioned after a UTF-8 byte order mark if it has one.
+// zstdMaxWindow bounds the memory a zstd frame may ask for: zstd -19 and below use at
+// most 8 MiB; a larger window (--long) is refused with a message instead of taking
+// hundreds of MiB from a small container.
+const zstdMaxWindow = 32 << 20
+
+// stream is an input made ready for a decoder: decompressed if it starts with the gzip or
+// zstd magic bytes, whatever its name, and positioned after a UTF-8 byte order mark if it
+// has one.
 type stream struct {
 	r          *bufio.Reader
-	gz         *gzip.Reader // nil when not compressed
+	gz         *gzip.Reader  // nil when not gzip
+	zr         *zstd.Decoder // nil when not zstd
 	compressed bool
 	bom        int64 // length of the skipped byte order mark: 0 or 3
 }
@@ -29,17 +39,26 @@ type stream struct {
 // newStream detects compression and skips a byte order mark at the start of r.
 func newStream(r io.Reader, name string) (*stream, error) {
 	s := &stream{r: newBuffered(r)}
-	magic, err := s.r.Peek(len(gzipMagic))
+	magic, err := s.r.Peek(len(zstdMagic))
 	if err != nil && err != io.EOF {
 		return nil, fmt.Errorf("%s: read: %w", name, err)
 	}
-	if bytes.Equal(magic, gzipMagic) {
+	switch {
+	case bytes.HasPrefix(magic, gzipMagic):
 		gz, err := gzip.NewReader(s.r)
 		if err != nil {
 			return nil, fmt.Errorf("%s: gzip: %w", name, err)
 		}
 		s.gz, s.compressed = gz, true
 		s.r = newBuffered(gz)
+	case bytes.Equal(magic, zstdMagic):
+		// One goroutine: the loader's reader is one of many busy goroutines already.
+		zr, err := zstd.NewReader(s.r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(zstdMaxWindow))
+		if err != nil {
+			return nil, fmt.Errorf("%s: zstd: %w", name, err)
+		}
+		s.zr, s.compressed = zr, true
+		s.r = newBuffered(zr)
 	}
 	bom, err := s.r.Peek(len(utf8BOM))
 	if err != nil && err != io.EOF {
@@ -57,6 +76,9 @@ func newBuffered(r io.Reader) *bufio.Reader { return bufio.NewReaderSize(r, bufS
 
 // close releases the decompressor; it does not close the underlying reader.
 func (s *stream) close() error {
+	if s.zr != nil {
+		s.zr.Close()
+	}
 	if s.gz != nil {
 		return s.gz.Close()
 	}
@@ -66,7 +88,7 @@ func (s *stream) close() error {
 // ioError names a truncated compressed stream for what it is.
 func ioError(err error) error {
 	if errors.Is(err, io.ErrUnexpectedEOF) {
-		return fmt.Errorf("input ends abruptly (truncated gzip?): %w", err)
+		return fmt.Errorf("input ends abruptly (a truncated .gz or .zst file?): %w", err)
 	}
 	return err
 }

@@ -8,8 +8,11 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
+
+	"cdpload/loader"
 )
 
 // options are the flags of load and validate. Every flag may also come from the
@@ -35,6 +38,10 @@ type options struct {
 	outageTimeout time.Duration
 	timeout       time.Duration
 	caFile        string
+
+	shard  string       // --shard I/N as given
+	shards int          // --shards N, the index from JOB_COMPLETION_INDEX
+	split  loader.Shard // the shard either gives; the zero value is the whole input
 
 	stateDir           string
 	checkpoint         string
@@ -82,6 +89,8 @@ func newFlagSet(cmd string, o *options, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&o.outageTimeout, "outage-timeout", 10*time.Minute, "how long the API may fail every request (5xx, timeouts, resets) before the run stops to resume later; meanwhile no row is rejected for it, e.g. --outage-timeout 30m")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "per-request timeout, e.g. --timeout 10s")
 	fs.StringVar(&o.caFile, "ca-file", "", "PEM file of extra CA certificates to trust (TLS is always verified), e.g. --ca-file /etc/ssl/corp-ca.pem")
+	fs.StringVar(&o.shard, "shard", "", "send only shard I of N: the rows whose match-key value hashes to I (from 0); run N processes, 0/N to N-1/N, to load the whole file, e.g. --shard 2/4")
+	fs.IntVar(&o.shards, "shards", 0, "split the input over N processes, this one's index from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job), e.g. --shards 4")
 	fs.StringVar(&o.stateDir, "state-dir", "", "folder for checkpoints and rejects (default: the input's folder), e.g. --state-dir /var/lib/cdpload")
 	fs.StringVar(&o.checkpoint, "checkpoint", "", "checkpoint file (default: <state-dir>/<input name>.cdpload.ckpt; one input only), e.g. --checkpoint /state/profiles.ckpt")
 	fs.DurationVar(&o.checkpointInterval, "checkpoint-interval", time.Second, "how often the checkpoint is synced to disk (between syncs it is written every few ms of progress), e.g. --checkpoint-interval 5s")
@@ -178,7 +187,45 @@ func parseFlags(cmd string, args []string, out io.Writer, getenv func(string) st
 	if envErr != nil {
 		return nil, envErr
 	}
+	name := func(flag string) string { // where a flag's value came from, for a message
+		if set[flag] {
+			return "--" + flag
+		}
+		return "CDPLOAD_" + strings.ToUpper(flag)
+	}
+	if err := o.resolveShard(getenv, name("shard"), name("shards")); err != nil {
+		return nil, err
+	}
 	return o, o.check()
+}
+
+// resolveShard reads --shard, or --shards with JOB_COMPLETION_INDEX, into o.split. The
+// names say where each value came from (the flag or its variable), for the messages.
+func (o *options) resolveShard(getenv func(string) string, shardName, shardsName string) error {
+	var err error
+	switch {
+	case o.shard != "" && o.shards != 0:
+		return &usageError{msg: fmt.Sprintf("give %s I/N or %s N (with JOB_COMPLETION_INDEX), not both", shardName, shardsName)}
+	case o.shard != "":
+		o.split, err = loader.ParseShard(o.shard)
+		if err != nil {
+			return &usageError{msg: shardName + ": " + err.Error()}
+		}
+	case o.shards != 0:
+		idx := getenv("JOB_COMPLETION_INDEX")
+		if idx == "" {
+			return &usageError{msg: shardsName + " N takes this process's index from JOB_COMPLETION_INDEX, which a Kubernetes Indexed Job sets; elsewhere give --shard I/N"}
+		}
+		i, perr := strconv.Atoi(idx)
+		if perr != nil {
+			return &usageError{msg: fmt.Sprintf("JOB_COMPLETION_INDEX %q is not a number", idx)}
+		}
+		o.split, err = loader.NewShard(i, o.shards)
+		if err != nil {
+			return &usageError{msg: shardsName + ": " + err.Error()}
+		}
+	}
+	return nil
 }
 
 // check rejects option values that cannot work, before anything is opened.

@@ -69,7 +69,7 @@ type manifestSet struct {
 // must also be the nightly job the README describes (see checkCronJob).
 func TestK8sManifests(t *testing.T) {
 	set := loadManifests(t)
-	cronJobs := 0
+	cronJobs, indexedJobs := 0, 0
 	for _, m := range set.all {
 		switch obj := m.obj.(type) {
 		case *batchv1.CronJob:
@@ -80,11 +80,64 @@ func TestK8sManifests(t *testing.T) {
 				checkCronJob(t, obj, found)
 			})
 		case *batchv1.Job:
-			t.Run(m.where+" Job "+obj.Name, func(t *testing.T) { checkJob(t, set, &obj.Spec) })
+			t.Run(m.where+" Job "+obj.Name, func(t *testing.T) {
+				found := checkJob(t, set, &obj.Spec)
+				if indexed(&obj.Spec) {
+					indexedJobs++
+					checkIndexedJob(t, set, &obj.Spec, found)
+				}
+			})
 		}
 	}
 	if cronJobs == 0 && !t.Failed() {
 		t.Errorf("no CronJob in %s: the README's nightly job is cronjob.yaml", manifestDir)
+	}
+	if indexedJobs == 0 && !t.Failed() {
+		t.Errorf("no Indexed Job in %s: the README's sharded migration is indexed-job.yaml", manifestDir)
+	}
+}
+
+// indexed reports whether a Job's pods each get an index (JOB_COMPLETION_INDEX).
+func indexed(job *batchv1.JobSpec) bool {
+	return job.CompletionMode != nil && *job.CompletionMode == batchv1.IndexedCompletion
+}
+
+// checkIndexedJob checks a sharded load: one pod per shard, all running at once, each
+// index retried on its own, every pod's cdpload taking its shard from its index, and state
+// files side by side on one volume that every pod can write.
+func checkIndexedJob(t *testing.T, set *manifestSet, job *batchv1.JobSpec, found []cdploadContainer) {
+	t.Helper()
+	if job.Completions == nil || job.Parallelism == nil || *job.Completions != *job.Parallelism {
+		t.Fatalf("completions and parallelism must both be the number of shards: every shard runs at once")
+	}
+	n := int(*job.Completions)
+	if job.BackoffLimitPerIndex == nil {
+		t.Errorf("no backoffLimitPerIndex: a shard that fails should be retried alone, without failing the others")
+	}
+	for _, cc := range found {
+		o := cc.opts
+		if o == nil || cc.cmd != "load" {
+			continue
+		}
+		if o.shards != n || o.split.Count != n {
+			t.Errorf("container %s: --shards %d (CDPLOAD_SHARDS) must be the Job's completions, %d, and take the index from JOB_COMPLETION_INDEX", cc.c.Name, o.shards, n)
+		}
+		if o.checkpoint != "" || o.rejects != "" {
+			t.Errorf("container %s: --checkpoint or --rejects would be one path for every shard: leave the default names, which hold the shard", cc.c.Name)
+		}
+		if _, vol, _ := mountOf(&job.Template.Spec, cc.c, o.stateDir); vol != nil && vol.PersistentVolumeClaim != nil {
+			claim := set.claims[vol.PersistentVolumeClaim.ClaimName]
+			if claim != nil && !slices.Contains(claim.Spec.AccessModes, corev1.ReadWriteMany) {
+				t.Errorf("container %s: the state volume %s must be ReadWriteMany: %d pods write to it at once, on any node", cc.c.Name, claim.Name, n)
+			}
+		}
+	}
+	if job.PodFailurePolicy != nil {
+		for _, r := range job.PodFailurePolicy.Rules {
+			if r.Action == batchv1.PodFailurePolicyActionFailIndex && job.BackoffLimitPerIndex == nil {
+				t.Errorf("podFailurePolicy: FailIndex needs backoffLimitPerIndex")
+			}
+		}
 	}
 }
 
@@ -172,7 +225,7 @@ func checkJob(t *testing.T, set *manifestSet, job *batchv1.JobSpec) []cdploadCon
 			continue
 		}
 		cc := cdploadContainer{c: c, cmd: cmd, args: args}
-		cc.opts = checkContainer(t, set, pod, cc)
+		cc.opts = checkContainer(t, set, pod, cc, indexed(job))
 		found = append(found, cc)
 	}
 	if len(found) == 0 {
@@ -330,7 +383,7 @@ func containerEnv(c *corev1.Container) func(string) string {
 // checkContainer checks one cdpload container: every flag exists, every environment variable
 // is one cdpload reads, cdpload accepts the whole configuration, and the files it names are
 // mounted from the right volumes. It returns the parsed options, or nil.
-func checkContainer(t *testing.T, set *manifestSet, pod *corev1.PodSpec, cc cdploadContainer) *options {
+func checkContainer(t *testing.T, set *manifestSet, pod *corev1.PodSpec, cc cdploadContainer, indexed bool) *options {
 	t.Helper()
 	c := cc.c
 	fs := newFlagSet(cc.cmd, &options{}, io.Discard)
@@ -363,7 +416,16 @@ func checkContainer(t *testing.T, set *manifestSet, pod *corev1.PodSpec, cc cdpl
 		t.Errorf("container %s: envFrom hides the variables' names from this check; list them under env", c.Name)
 	}
 
-	o, err := parseFlags(cc.cmd, cc.args, io.Discard, containerEnv(c))
+	env := containerEnv(c)
+	if indexed { // the Job controller sets JOB_COMPLETION_INDEX in every pod of an Indexed Job
+		env = func(k string) string {
+			if k == "JOB_COMPLETION_INDEX" {
+				return "0"
+			}
+			return containerEnv(c)(k)
+		}
+	}
+	o, err := parseFlags(cc.cmd, cc.args, io.Discard, env)
 	if err != nil {
 		t.Errorf("container %s: cdpload %s refuses its configuration: %v", c.Name, cc.cmd, err)
 		return nil

@@ -231,6 +231,7 @@ func (o *options) setup(validate bool, logger *slog.Logger) (loader.Config, erro
 		Source:             source.Options{Format: format, Delimiter: delim},
 		Map:                mapper.Options{MatchKey: o.matchKey, Empty: o.empty, NullValue: o.nullValue},
 		Validate:           validate,
+		Shard:              o.split,
 		Workers:            o.workers,
 		Rate:               o.rate,
 		Burst:              o.burst,

@@ -101,6 +101,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, sigs <-chan o
 	switch cmd {
 	case "load", "validate":
 		err = runLoad(cmd, rest, stdin, stdout, stderr, sigs)
+	case "merge-rejects":
+		err = runMergeRejects(rest, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "cdpload %s\n", version)
 		return nil
@@ -131,6 +133,9 @@ Usage:
                                      each with its own checkpoint and rejects
   cdpload validate [flags] FILE...   parse, map and check against the schema; send nothing;
                                      write the rejects it would write
+  cdpload merge-rejects --out FILE REJECTS...
+                                     join the rejects of a split input's shards
+                                     (--shard I/N) into one file in record order
   cdpload version                    print the version
 
 Run 'cdpload load --help' for the flags.

@@ -22,9 +22,10 @@ import (
 func TestFilesCollector(t *testing.T) {
 	fc := newFilesCollector()
 	if err := testutil.CollectAndCompare(fc, strings.NewReader(`
-# HELP cdpload_rows_total Rows finished by this run, by outcome: accepted by the API (validating: valid) or rejected.
+# HELP cdpload_rows_total Rows finished by this run, by outcome: accepted by the API (validating: valid), rejected, or other_shard (left to another process of a split input).
 # TYPE cdpload_rows_total counter
 cdpload_rows_total{outcome="accepted"} 0
+cdpload_rows_total{outcome="other_shard"} 0
 cdpload_rows_total{outcome="rejected"} 0
 `), "cdpload_rows_total", "cdpload_rate_limit_requests_per_second", "cdpload_checkpoint_watermark"); err != nil {
 		t.Errorf("before any file: %v", err)
@@ -42,6 +43,7 @@ cdpload_rows_total{outcome="rejected"} 0
 	b.Read.Store(20)
 	b.Accepted.Store(15)
 	b.Rejected.Store(1)
+	b.OtherShards.Store(4)
 	b.Retries.Store(2)
 	b.RateLimited.Store(1)
 	b.Watermark.Store(12)
@@ -64,9 +66,10 @@ cdpload_retries_total 9
 # HELP cdpload_rows_read_total Records read from the inputs by this run.
 # TYPE cdpload_rows_read_total counter
 cdpload_rows_read_total 120
-# HELP cdpload_rows_total Rows finished by this run, by outcome: accepted by the API (validating: valid) or rejected.
+# HELP cdpload_rows_total Rows finished by this run, by outcome: accepted by the API (validating: valid), rejected, or other_shard (left to another process of a split input).
 # TYPE cdpload_rows_total counter
 cdpload_rows_total{outcome="accepted"} 105
+cdpload_rows_total{outcome="other_shard"} 4
 cdpload_rows_total{outcome="rejected"} 11
 `
 	if err := testutil.CollectAndCompare(fc, strings.NewReader(want)); err != nil {

@@ -127,6 +127,9 @@ func logProgress(logger *slog.Logger, file string, size int64, c *loader.Counter
 			attrs := []any{"file", file, "rows", rows, "rowsPerSecond", int64(rate),
 				"accepted", c.Accepted.Load(), "rejected", c.Rejected.Load(),
 				"retries", c.Retries.Load(), "rateLimited", c.RateLimited.Load()}
+			if other := c.OtherShards.Load(); other > 0 {
+				attrs = append(attrs, "otherShards", other)
+			}
 			if read := c.BytesRead.Load(); size > 0 && read > 0 {
 				elapsed := now.Sub(start)
 				eta := time.Duration(float64(elapsed) * float64(size-read) / float64(read))
