@@ -35,7 +35,7 @@ bench: ## per-row benchmarks, then cdpbench: loader vs a bare client on 100k and
 	$(GO) run ./cmd/cdpbench --out bench.json
 
 bench-quick: ## cdpbench on 20,000 rows, 8 and 32 workers, one pair each (about two minutes)
-	$(GO) run ./cmd/cdpbench --rows 20000 --workers 8,32 --repeat 1 --limit-seconds 15
+	$(GO) run ./cmd/cdpbench --rows 20000 --workers 8,32 --repeat 1 --limit-seconds 15 --shard-seconds 5
 
 image: build ## build the container image $(IMAGE) with docker, or buildah without a daemon
 	bash scripts/image.sh build $(IMAGE) $(VERSION)

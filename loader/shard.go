@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // Shard is one process's share of an input split over Count processes (a Kubernetes
@@ -59,17 +61,14 @@ func (s Shard) String() string {
 func (s Shard) fileTag() string { return fmt.Sprintf("%d-of-%d", s.Index, s.Count) }
 
 // ShardOf returns the shard, from 0 to n-1, of a match-key value (as mapped, in UTF-8):
-// the upper 32 bits of its 64-bit FNV-1a hash, modulo n. It is the same on every platform
-// and in every version of cdpload, so processes built apart agree on it. The workers of one
-// process are chosen by the 32-bit FNV-1a hash instead, so that one shard's keys still
-// spread over all its workers.
+// its 64-bit xxHash (XXH64, seed 0) modulo n. XXH64 is specified and has implementations
+// in most languages, so other tools can tell which shard holds a key; it is the same on
+// every platform and in every version of cdpload. Its low bits are well mixed even for
+// keys that differ only in their last characters (C000001, C000002, ...), which FNV-1a's
+// are not. The workers of one process are chosen by another hash (FNV-1a 32), so that one
+// shard's keys still spread over all its workers.
 func ShardOf(key string, n int) int {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(key); i++ {
-		h ^= uint64(key[i])
-		h *= 1099511628211
-	}
-	return int((h >> 32) % uint64(n))
+	return int(xxhash.Sum64String(key) % uint64(n))
 }
 
 // owns reports whether this shard finishes the row numbered num whose match-key value is

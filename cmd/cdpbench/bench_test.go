@@ -300,15 +300,7 @@ func TestPositionAfter(t *testing.T) {
 // built from this repository: the resumed run must send exactly the rows after the
 // watermark, and nothing before it.
 func TestResumeSendsRowsAfterWatermark(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs cdpload")
-	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "cdpload")
-	b := exec.Command("go", "build", "-o", bin, "cdpload/cmd/cdpload")
-	if out, err := b.CombinedOutput(); err != nil {
-		t.Fatalf("building cdpload: %v\n%s", err, out)
-	}
+	dir, bin := buildCdpload(t)
 	const rows, at = 2000, 1500
 	data := generate(t, "csv", rows, 5)
 	path := filepath.Join(dir, "profiles.csv")
@@ -349,4 +341,42 @@ func TestResumeSendsRowsAfterWatermark(t *testing.T) {
 	if !maps.Equal(got, want) {
 		t.Errorf("the emulator holds %d profiles, want the %d of records %d to %d", len(got), len(want), at+1, rows)
 	}
+}
+
+// TestShardsCheck runs the shards check on a small file with a cdpload built from this
+// repository: every split must load every row once between its processes.
+func TestShardsCheck(t *testing.T) {
+	dir, bin := buildCdpload(t)
+	o := &options{shardLimit: 800, shardSeconds: 0.5, seed: 3}
+	runs, err := runShards(t.Context(), o, dir, bin, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != len(shardCounts) {
+		t.Fatalf("%d runs, want %d", len(runs), len(shardCounts))
+	}
+	for i, r := range runs {
+		if r.Shards != shardCounts[i] || r.Rows != 400 || r.Accepted != r.Rows || r.RatePerProc != 800/float64(r.Shards) || r.Wall <= 0 {
+			t.Errorf("run %d: %+v; want %d shards accepting all 400 rows between them", i, r, shardCounts[i])
+		}
+	}
+	if figs := shardFigures(runs); len(figs) != len(runs) || figs[len(figs)-1].Target != "≥ 0.90" {
+		t.Errorf("figures %+v", figs)
+	}
+}
+
+// buildCdpload builds cdpload from this repository into a temporary dir, which it returns
+// with the binary's path. Short tests skip.
+func buildCdpload(t *testing.T) (dir, bin string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs cdpload")
+	}
+	dir = t.TempDir()
+	bin = filepath.Join(dir, "cdpload")
+	b := exec.Command("go", "build", "-o", bin, "cdpload/cmd/cdpload")
+	if out, err := b.CombinedOutput(); err != nil {
+		t.Fatalf("building cdpload: %v\n%s", err, out)
+	}
+	return dir, bin
 }

@@ -2,15 +2,19 @@ package main
 
 import (
 	"bufio"
+	"compress/gzip"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // header is the example schema's columns (examples/schema.json), in file order.
@@ -179,4 +183,43 @@ func generateFile(path, format string, rows int, seed uint64) error {
 		return err
 	}
 	return f.Close()
+}
+
+// compressFile writes src compressed as ext says (.gz or .zst) to src+ext, at the default
+// level of each, as an export job would.
+func compressFile(src, ext string) (string, error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return "", err
+	}
+	defer in.Close()
+	dst := src + ext
+	out, err := os.Create(dst)
+	if err != nil {
+		return "", err
+	}
+	var w io.WriteCloser
+	switch ext {
+	case ".gz":
+		w = gzip.NewWriter(out)
+	case ".zst":
+		if w, err = zstd.NewWriter(out); err != nil {
+			out.Close()
+			return "", err
+		}
+	default:
+		out.Close()
+		return "", fmt.Errorf("no compressor for %q", ext)
+	}
+	_, err = io.Copy(w, in)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", fmt.Errorf("compressing %s: %w", filepath.Base(src), err)
+	}
+	return dst, nil
 }

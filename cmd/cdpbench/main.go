@@ -57,6 +57,10 @@ type options struct {
 	limitRate    float64
 	limitSeconds float64
 	resumeAt     float64
+	// shardLimit is the shards check's server limit and shardSeconds the length of one
+	// split at that limit (0 skips the check).
+	shardLimit   float64
+	shardSeconds float64
 }
 
 func main() {
@@ -95,7 +99,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	workers := fs.String("workers", "8,32,64", "loader workers (and baseline connections), a comma list")
 	large := fs.String("large-workers", "32", "workers for files of more than 100,000 rows, a comma list; \"8,32,64\" for the full sweep (an hour more)")
 	o := &options{}
-	fs.IntVar(&o.repeat, "repeat", 3, "interleaved baseline/loader pairs per configuration")
+	fs.IntVar(&o.repeat, "repeat", 3, "interleaved baseline/loader pairs per configuration; 0 runs only the checks (pacing, 429s, shards, resume)")
 	fs.Uint64Var(&o.seed, "seed", 1, "generator seed")
 	fs.StringVar(&o.cdpload, "cdpload", "", "cdpload binary (default: built from this repository into the work dir)")
 	fs.StringVar(&o.work, "work", "", "work dir (default: a temporary dir, removed at the end unless --keep)")
@@ -105,6 +109,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&o.paceSeconds, "pace-seconds", 20, "length of the pacing check in seconds; 0 skips it")
 	fs.Float64Var(&o.limitRate, "limit-rate", 300, "upserts/s the emulator of the 429 check allows (the loader asks 1000/s)")
 	fs.Float64Var(&o.limitSeconds, "limit-seconds", 30, "length of the 429 check in seconds (limit-rate × this many rows); 0 skips it")
+	fs.Float64Var(&o.shardLimit, "shard-limit", 1000, "upserts/s the emulator of the shards check allows (it answers after 20 ms)")
+	fs.Float64Var(&o.shardSeconds, "shard-seconds", 20, "rows of the shards check, in seconds at --shard-limit; 0 skips it")
 	fs.Float64Var(&o.resumeAt, "resume-at", 0.95, "share of the largest CSV's rows at which the resume check's checkpoint is; 0 skips it")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -127,12 +133,14 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		o.formats = append(o.formats, f)
 	}
 	switch {
-	case o.repeat < 1:
-		return nil, errors.New("--repeat must be 1 or more")
+	case o.repeat < 0:
+		return nil, errors.New("--repeat must not be negative")
 	case !(o.limitRate > 0):
 		return nil, errors.New("--limit-rate must be positive")
 	case !(o.limitSeconds >= 0):
 		return nil, errors.New("--limit-seconds must not be negative")
+	case !(o.shardLimit > 0) || !(o.shardSeconds >= 0):
+		return nil, errors.New("--shard-limit must be positive and --shard-seconds not negative")
 	case !(o.resumeAt >= 0 && o.resumeAt < 1):
 		return nil, errors.New("--resume-at must be at least 0 and below 1")
 	}
@@ -266,7 +274,15 @@ func bench(ctx context.Context, o *options, stdout, stderr io.Writer) (err error
 		logf("limited server: goodput %.2f of the limit, 429 share after the first %s: %s", lim.Goodput, limitSettle, share)
 	}
 
+	var shards []shardRun
+	if o.shardSeconds > 0 {
+		if shards, err = runShards(ctx, o, work, cdpload, logf); err != nil {
+			return fmt.Errorf("the shards check: %w", err)
+		}
+	}
+
 	var res *resumed
+	var resCompressed []*resumed
 	if o.resumeAt > 0 {
 		n := slices.Max(o.rows)
 		path := files[groupKey{rows: n, format: "csv"}]
@@ -287,6 +303,24 @@ func bench(ctx context.Context, o *options, stdout, stderr io.Writer) (err error
 			return fmt.Errorf("the resume check: %w", err)
 		}
 		logf("resume: first upsert %.3f s after the start, %d rows in %.2f s", res.FirstUpsert, res.Read, res.Wall)
+
+		// A compressed file cannot be sought: the resume reads it again from the start
+		// and skips the records up to the checkpoint. This is what that costs.
+		for _, ext := range []string{".gz", ".zst"} {
+			logf("resume: compressing %s to %s", filepath.Base(path), ext)
+			cpath, err := compressFile(path, ext)
+			if err != nil {
+				return err
+			}
+			spec.file = cpath
+			cres, err := runResume(ctx, spec, watch, int64(n), at)
+			os.Remove(cpath)
+			if err != nil {
+				return fmt.Errorf("the resume check of %s: %w", filepath.Base(cpath), err)
+			}
+			logf("resume: %s: first upsert %.3f s after the start", filepath.Base(cpath), cres.FirstUpsert)
+			resCompressed = append(resCompressed, cres)
+		}
 	}
 
 	r := &report{
@@ -296,9 +330,16 @@ func bench(ctx context.Context, o *options, stdout, stderr io.Writer) (err error
 		Pairs:   pairs,
 		Pacing:  pace,
 		Limited: lim,
+		Shards:  shards,
 		Resume:  res,
+
+		ResumeCompressed: resCompressed,
 	}
 	r.Figures = buildFigures(pairs, pace, lim, res)
+	for _, cres := range resCompressed {
+		r.Figures = append(r.Figures, resumeFigures(cres, "")...)
+	}
+	r.Figures = append(r.Figures, shardFigures(shards)...)
 	writeTable(stdout, r)
 	if err := writeJSON(out, r); err != nil {
 		return err
