@@ -41,14 +41,21 @@ func Identify(path string) (Identity, error) {
 	if !fi.Mode().IsRegular() {
 		return Identity{}, fmt.Errorf("input %s is not a regular file: it cannot be resumed", path)
 	}
+	return IdentifyReader(path, fi.Size(), fi.ModTime(), f)
+}
+
+// IdentifyReader returns the identity of an input that is not a local file (an object in a
+// bucket, a file behind a URL) from its size, its modification time and head, a reader of
+// its first bytes. path names it in messages: it must hold no secret.
+func IdentifyReader(path string, size int64, modTime time.Time, head io.Reader) (Identity, error) {
 	h := sha256.New()
-	if _, err := io.Copy(h, io.LimitReader(f, HeadSize)); err != nil {
+	if _, err := io.Copy(h, io.LimitReader(head, HeadSize)); err != nil {
 		return Identity{}, fmt.Errorf("input %s: %w", path, err)
 	}
 	return Identity{
 		Path:       path,
-		Size:       fi.Size(),
-		ModTime:    fi.ModTime().UTC(),
+		Size:       size,
+		ModTime:    modTime.UTC(),
 		HeadSHA256: hex.EncodeToString(h.Sum(nil)),
 	}, nil
 }

@@ -36,9 +36,21 @@ type Sender interface {
 	Upsert(ctx context.Context, body []byte) sink.Result
 }
 
+// Remote is an input behind a URL instead of a local file: read from any offset, with a
+// size and a modification time for the checkpoint's identity, and a file name that tells
+// the format and names the state files.
+type Remote interface {
+	source.Ranged
+	Name() string
+	Size() int64 // 0 when unknown
+	ModTime() time.Time
+}
+
 // Config is everything one run needs. The command fills it from flags and environment.
 type Config struct {
-	Path   string         // input file; "-" is standard input (no checkpoint)
+	Path string // input file; "-" is standard input (no checkpoint); with Remote, its URL without secrets
+	// Remote, when set, is the input: Path only names it.
+	Remote Remote
 	Source source.Options // format and delimiter
 	// Schema returns the profiles schema. It is called once the checkpoint shows that
 	// there is work to do, so a finished file needs no request at all.

@@ -41,7 +41,7 @@ func prepare(ctx context.Context, cfg Config) (*run, error) {
 	var rowsSize, logSize int64
 	if !stdin && !cfg.Validate {
 		r.sum.Checkpoint = paths.checkpoint
-		id, err := checkpoint.Identify(cfg.Path)
+		id, err := identify(cfg)
 		if err != nil {
 			return r, &ConfigError{Err: fmt.Errorf("input %w", err)}
 		}
@@ -71,7 +71,13 @@ func prepare(ctx context.Context, cfg Config) (*run, error) {
 		r.next = st.Watermark + 1
 	}
 
-	r.in, err = source.Open(cfg.Path, cfg.Source, from)
+	if cfg.Remote != nil {
+		opts := cfg.Source
+		opts.Format = format
+		r.in, err = source.OpenRanged(cfg.Remote, cfg.Path, cfg.Remote.Size(), opts, from)
+	} else {
+		r.in, err = source.Open(cfg.Path, cfg.Source, from)
+	}
 	if err != nil {
 		return r, &ConfigError{Err: err}
 	}
@@ -137,6 +143,27 @@ func (r *run) peek() error {
 	return nil
 }
 
+// identify returns the identity of the input for its checkpoint.
+func identify(cfg Config) (checkpoint.Identity, error) {
+	if cfg.Remote == nil {
+		return checkpoint.Identify(cfg.Path)
+	}
+	head, err := cfg.Remote.OpenAt(0)
+	if err != nil {
+		return checkpoint.Identity{}, err
+	}
+	defer head.Close()
+	return checkpoint.IdentifyReader(cfg.Path, cfg.Remote.Size(), cfg.Remote.ModTime(), head)
+}
+
+// inputName is the input's file name: that of the file, or the last element of a URL's path.
+func inputName(cfg Config) string {
+	if cfg.Remote != nil {
+		return cfg.Remote.Name()
+	}
+	return filepath.Base(cfg.Path)
+}
+
 func formatOf(cfg Config) (source.Format, error) {
 	if cfg.Source.Format != "" {
 		return cfg.Source.Format, nil
@@ -144,7 +171,7 @@ func formatOf(cfg Config) (source.Format, error) {
 	if cfg.Path == "-" {
 		return "", configErr("standard input has no file name to tell its format: give --format csv, tsv or jsonl")
 	}
-	f, _, err := source.DetectFormat(cfg.Path)
+	f, _, err := source.DetectFormat(inputName(cfg))
 	if err != nil {
 		return "", &ConfigError{Err: err}
 	}
@@ -158,12 +185,12 @@ type paths struct{ checkpoint, rejects string }
 // gives profiles.csv.gz.1-of-4.cdpload.ckpt and profiles.1-of-4.rejects.csv.
 func statePaths(cfg Config, format source.Format) (paths, error) {
 	dir := cfg.StateDir
-	name := filepath.Base(cfg.Path)
+	name := inputName(cfg)
 	if cfg.Path == "-" {
 		name = "stdin." + string(format)
-		if dir == "" {
-			dir = "."
-		}
+	}
+	if dir == "" && (cfg.Path == "-" || cfg.Remote != nil) {
+		dir = "." // no folder of its own: the current one
 	}
 	if dir == "" {
 		dir = filepath.Dir(cfg.Path)

@@ -119,7 +119,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.CAFile != "" {
-		if tlsConf.RootCAs, err = loadCAs(cfg.CAFile); err != nil {
+		if tlsConf.RootCAs, err = LoadCAs(cfg.CAFile); err != nil {
 			return nil, err
 		}
 	}
@@ -172,8 +172,8 @@ func endpoint(base *url.URL, path string) *url.URL {
 	return &u
 }
 
-// loadCAs returns the system pool (or an empty one) with the certificates of file added.
-func loadCAs(file string) (*x509.CertPool, error) {
+// LoadCAs returns the system pool (or an empty one) with the certificates of file added.
+func LoadCAs(file string) (*x509.CertPool, error) {
 	pem, err := os.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("CA file: %w", err) // the *PathError names the file

@@ -2,8 +2,10 @@ package source
 
 import (
 	"bytes"
+	"io"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -64,6 +66,26 @@ func TestResume(t *testing.T) {
 						t.Fatalf("NewReader at %+v: %v", from, err)
 					}
 					checkResumed(t, "NewReader", streamed, r, full[i+1:])
+
+					// A ranged input reads the start for the header, then from just
+					// before the resume offset; a compressed one from the start again.
+					mem := &memRanged{data: data}
+					ranged, err := OpenRanged(mem, name, int64(len(data)), Options{}, from)
+					if err != nil {
+						t.Fatalf("OpenRanged at %+v: %v", from, err)
+					}
+					checkResumed(t, "OpenRanged", ranged, r, full[i+1:])
+					ranged.Close()
+					wantOpens := []int64{0, 0}
+					if !compressed {
+						wantOpens[1] = from.Offset
+						if from.Offset < int64(len(data)) {
+							wantOpens[1]--
+						}
+					}
+					if !slices.Equal(mem.opens, wantOpens) || mem.open != 0 {
+						t.Errorf("OpenRanged at %+v opened at %v, want %v; %d left open", from, mem.opens, wantOpens, mem.open)
+					}
 				}
 			})
 		}
@@ -137,3 +159,23 @@ func TestResumeErrors(t *testing.T) {
 		})
 	}
 }
+
+// memRanged is a Ranged input in memory that notes the offsets it is opened at.
+type memRanged struct {
+	data  []byte
+	opens []int64
+	open  int // readers not closed yet
+}
+
+func (m *memRanged) OpenAt(offset int64) (io.ReadCloser, error) {
+	m.opens = append(m.opens, offset)
+	m.open++
+	return &memBody{Reader: bytes.NewReader(m.data[offset:]), m: m}, nil
+}
+
+type memBody struct {
+	*bytes.Reader
+	m *memRanged
+}
+
+func (b *memBody) Close() error { b.m.open--; return nil }

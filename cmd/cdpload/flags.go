@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"cdpload/loader"
+	"cdpload/remote"
 )
 
 // options are the flags of load and validate. Every flag may also come from the
@@ -111,7 +112,7 @@ func newFlagSet(cmd string, o *options, out io.Writer) *flag.FlagSet {
 		if cmd == "validate" {
 			fmt.Fprint(out, "Parses, maps and checks every row against the schema; sends nothing; writes the rejects it\nwould write (as <stem>.validate.rejects.<ext>).\n\n")
 		} else {
-			fmt.Fprint(out, "Loads each FILE (csv, tsv, jsonl, ndjson, each optionally .gz; - is standard input) into the\nCDP, one upsert per row. The token comes from CDP_TOKEN or --token-file, never from a flag.\n\n")
+			fmt.Fprint(out, "Loads each FILE (csv, tsv, jsonl, ndjson, each optionally .gz or .zst; - is standard input;\nan http:// or https:// URL is read with range requests) into the CDP, one upsert per row.\nThe token comes from CDP_TOKEN or --token-file, never from a flag.\n\n")
 		}
 		fmt.Fprint(out, "Flags (each also from the environment as CDPLOAD_<FLAG>, e.g. CDPLOAD_RATE=200):\n")
 		printFlags(out, fs)
@@ -284,12 +285,16 @@ func (o *options) distinctStateFiles() error {
 			continue
 		}
 		dir := o.stateDir
-		if dir == "" {
+		switch {
+		case dir != "":
+		case remote.IsURL(f):
+			dir = "." // a URL has no folder of its own: the state goes to the current one
+		default:
 			dir = filepath.Dir(f)
 		}
-		key := filepath.Join(filepath.Clean(dir), filepath.Base(f))
+		key := filepath.Join(filepath.Clean(dir), inputBase(f))
 		if prev, ok := seen[key]; ok {
-			return &usageError{msg: fmt.Sprintf("%s and %s would share the checkpoint and rejects %s.*: load them in separate runs or with separate --state-dir", prev, f, key)}
+			return &usageError{msg: fmt.Sprintf("%s and %s would share the checkpoint and rejects %s.*: load them in separate runs or with separate --state-dir", shownInput(prev), shownInput(f), key)}
 		}
 		seen[key] = f
 	}
@@ -328,4 +333,12 @@ func (o *options) readToken(getenv func(string) string) (string, error) {
 		return tok, nil
 	}
 	return "", &usageError{msg: "no token: set CDP_TOKEN or give --token-file FILE"}
+}
+
+// shownInput is an input as messages show it: a URL without its credentials.
+func shownInput(input string) string {
+	if remote.IsURL(input) {
+		return remote.Redact(input)
+	}
+	return input
 }

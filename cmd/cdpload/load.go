@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -24,6 +25,7 @@ import (
 
 	"cdpload/loader"
 	"cdpload/loader/mapper"
+	"cdpload/remote"
 	"cdpload/sink"
 	"cdpload/source"
 )
@@ -118,6 +120,10 @@ func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer
 		}
 		return err
 	}
+	inputs, err := o.inputClient()
+	if err != nil {
+		return err
+	}
 	var rejected bool
 	for _, file := range o.files {
 		if err := interrupted(ctx.Err()); err != nil {
@@ -126,10 +132,24 @@ func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer
 		cfg := base
 		cfg.Path = file
 		cfg.Counters = &loader.Counters{}
-		if m != nil {
-			m.files.add(file, cfg.Counters)
+		var size int64
+		if remote.IsURL(file) {
+			in, err := remote.OpenHTTP(ctx, inputs, file)
+			var se *remote.StatusError
+			switch {
+			case errors.As(err, &se) && se.Permanent():
+				return &loader.ConfigError{Err: fmt.Errorf("input %w", err)} // missing or refused: exit 2
+			case err != nil:
+				return interrupted(fmt.Errorf("input %w", err)) // the server or the network: exit 1, try later
+			}
+			cfg.Remote, cfg.Path, size = in, in.String(), in.Size()
+		} else if st, err := os.Stat(file); err == nil && st.Mode().IsRegular() {
+			size = st.Size()
 		}
-		stopProgress := startProgress(o.progress, stderr, logger, file, cfg.Counters)
+		if m != nil {
+			m.files.add(cfg.Path, cfg.Counters)
+		}
+		stopProgress := startProgress(o.progress, stderr, logger, cfg.Path, size, cfg.Counters)
 		sum, err := loader.Run(ctx, cfg)
 		stopProgress()
 		if sum != nil {
@@ -148,7 +168,7 @@ func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer
 					logger.Error("writing the summary", "err", werr)
 				}
 			default:
-				if werr := sum.WriteJSONFile(summaryPath(o.summary, file, len(o.files))); werr != nil {
+				if werr := sum.WriteJSONFile(summaryPath(o.summary, inputBase(file), len(o.files))); werr != nil {
 					logger.Error("writing the summary", "err", werr)
 				}
 			}
@@ -195,7 +215,7 @@ func (o *options) pushMetrics(m *metrics, code int, logger *slog.Logger) {
 	if instance == "" {
 		// The first input's name: stable from one nightly run to the next, where a pod's
 		// host name is new every time and would leave a group behind per run.
-		instance = filepath.Base(o.files[0])
+		instance = inputBase(o.files[0])
 		if o.files[0] == "-" {
 			instance = "stdin"
 		}
@@ -211,12 +231,40 @@ func (o *options) pushMetrics(m *metrics, code int, logger *slog.Logger) {
 
 // summaryPath gives each file its own summary when several are loaded: s.json becomes
 // s.<input name>.json.
-func summaryPath(path, input string, inputs int) string {
+func summaryPath(path, name string, inputs int) string {
 	if inputs == 1 {
 		return path
 	}
 	ext := filepath.Ext(path)
-	return strings.TrimSuffix(path, ext) + "." + filepath.Base(input) + ext
+	return strings.TrimSuffix(path, ext) + "." + name + ext
+}
+
+// inputBase is an input's file name: a local file's, or the last element of a URL's path
+// (never its query, which may hold credentials).
+func inputBase(input string) string {
+	if remote.IsURL(input) {
+		return remote.BaseName(input)
+	}
+	return filepath.Base(input)
+}
+
+// inputClient is the HTTP client that reads http:// and https:// inputs: proxies from the
+// environment, TLS verified against the system's certificates and --ca-file's, and no
+// overall timeout, since a body is read for as long as the load lasts.
+func (o *options) inputClient() (*http.Client, error) {
+	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if o.caFile != "" {
+		pool, err := sink.LoadCAs(o.caFile)
+		if err != nil {
+			return nil, &usageError{msg: "--ca-file: " + err.Error()}
+		}
+		tlsConf.RootCAs = pool
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tlsConf
+	tr.ResponseHeaderTimeout = time.Minute
+	tr.DisableCompression = true // the offsets a checkpoint keeps are the stored bytes'
+	return &http.Client{Transport: tr}, nil
 }
 
 // setup turns the options into a loader configuration: the client, the schema, the

@@ -46,13 +46,10 @@ func (l *lineClearer) Write(p []byte) (int, error) {
 
 // startProgress shows a run's progress until the returned function is called: a bar when
 // mode is bar, a log line every 10 s when mode is log, nothing for none (see progressMode). Counting is the loader's; this only shows it.
-func startProgress(mode string, w io.Writer, logger *slog.Logger, file string, c *loader.Counters) (stop func()) {
+// file names the input in log lines; size is its size in bytes, 0 when unknown.
+func startProgress(mode string, w io.Writer, logger *slog.Logger, file string, size int64, c *loader.Counters) (stop func()) {
 	if mode == "none" {
 		return func() {}
-	}
-	var size int64
-	if st, err := os.Stat(file); err == nil && st.Mode().IsRegular() {
-		size = st.Size()
 	}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
