@@ -212,11 +212,23 @@ func TestOutageTimeoutAndPoisonRow(t *testing.T) {
 	tf := writeCSV(t, dir, 800)
 	var down atomic.Bool
 	var n atomic.Int64
+	// The first 100 upserts pass, then every one fails. A failure is answered only once the
+	// successes still in flight are: otherwise, on a busy machine, a row could fail while
+	// requests sent after its own were still answered, which is a row at fault, not an
+	// outage. Each upsert holds the read lock from before it is counted.
+	var inFlight sync.RWMutex
 	emu, url := emulator(t, cdpemu.Config{}, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if isUpsert(r) && (down.Load() && n.Add(1) > 100) {
-				answer(w, http.StatusBadGateway, "BAD_GATEWAY")
-				return
+			if isUpsert(r) && down.Load() {
+				inFlight.RLock()
+				if n.Add(1) > 100 {
+					inFlight.RUnlock()
+					inFlight.Lock() // waits for every success counted before this request
+					inFlight.Unlock()
+					answer(w, http.StatusBadGateway, "BAD_GATEWAY")
+					return
+				}
+				defer inFlight.RUnlock()
 			}
 			h.ServeHTTP(w, r)
 		})

@@ -46,7 +46,8 @@ func TestSummaryOnStdout(t *testing.T) {
 		t.Errorf("the summary for a person left standard error:\n%s", res.stderr)
 	}
 
-	// Several files, from the environment, with JSON logs: one line per file, in order.
+	// Several files, from the environment, with JSON logs: one line per file, in order,
+	// then the run's.
 	a := filepath.Join(dir, "a.csv")
 	b := filepath.Join(dir, "b.tsv")
 	os.WriteFile(a, []byte("customer_id,tier\nA1,gold\nA2,silver\n"), 0o644)
@@ -55,11 +56,32 @@ func TestSummaryOnStdout(t *testing.T) {
 	if res.code != exitRejected {
 		t.Fatalf("two files: exit %d, want 3\n%s", res.code, res.stderr)
 	}
-	sums = summaryLines(t, res.stdout)
+	lines := strings.SplitAfter(res.stdout, "\n")
+	if len(lines) < 2 {
+		t.Fatalf("two files: standard output %q", res.stdout)
+	}
+	sums = summaryLines(t, strings.Join(lines[:len(lines)-2], ""))
 	if len(sums) != 2 || sums[0].Input != a || sums[0].Accepted != 2 || sums[0].Rejected != 0 ||
 		sums[1].Input != b || sums[1].Accepted != 2 || sums[1].Rejected != 1 {
 		t.Errorf("two files: summaries %+v", sums)
 	}
+	run := runSummaryLine(t, lines[len(lines)-2])
+	if run.Status != loader.StatusFinished || run.Inputs != 2 || run.NotStarted != 0 || run.Read != 5 || run.Accepted != 4 ||
+		run.Rejected != 1 || run.Unfinished != 0 || len(run.Files) != 2 || run.Files[1].Input != b {
+		t.Errorf("two files: run summary %+v", run)
+	}
+}
+
+// runSummaryLine decodes the run summary's line, strictly.
+func runSummaryLine(t *testing.T, line string) runSummary {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(line))
+	dec.DisallowUnknownFields()
+	var r runSummary
+	if err := dec.Decode(&r); err != nil || dec.More() {
+		t.Fatalf("line %q is not a run summary: %v", line, err)
+	}
+	return r
 }
 
 // summaryLines decodes standard output as summary lines, strictly: any other output fails.
@@ -299,8 +321,15 @@ func TestMetricsEndpoint(t *testing.T) {
 	if code != exitRejected {
 		t.Fatalf("exit %d, want 3\n%s", code, p.log())
 	}
-	if s := summaryLines(t, rest); len(s) != 1 || s[0].Input != gated || s[0].Accepted != 20 {
+	lines := strings.SplitAfter(rest, "\n")
+	if len(lines) != 3 { // the gated file's summary, the run's, and "" after the last newline
+		t.Fatalf("after the first summary line, standard output is %q", rest)
+	}
+	if s := summaryLines(t, lines[0]); len(s) != 1 || s[0].Input != gated || s[0].Accepted != 20 {
 		t.Errorf("after the first summary line, standard output is %q", rest)
+	}
+	if run := runSummaryLine(t, lines[1]); run.Inputs != 2 || run.Accepted != 600 || len(run.Files) != 2 {
+		t.Errorf("run summary %+v", run)
 	}
 	if _, err := http.Get("http://" + addr + "/metrics"); err == nil {
 		t.Error("the metrics server still answers after the run")

@@ -14,6 +14,7 @@ import (
 
 	"cdpload/loader"
 	"cdpload/remote"
+	"cdpload/source"
 )
 
 // options are the flags of load and validate. Every flag may also come from the
@@ -63,6 +64,8 @@ type options struct {
 	pushgatewayInstance string
 
 	files []string
+
+	run *runSummary // the totals of a run over several inputs; nil for one
 }
 
 // defaultBaseURL is the Profiles API's address from the vendor's page.
@@ -103,7 +106,7 @@ func newFlagSet(cmd string, o *options, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format on standard error: text or json, e.g. --log-format json")
 	fs.BoolVar(&o.logValues, "log-values", false, "allow profile values (match-key values, API messages) in log lines, e.g. --log-values while debugging a mapping")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the run to this file, for performance work, e.g. --cpuprofile cpu.pprof")
-	fs.StringVar(&o.summary, "summary", "", "also write the summary as JSON to this file (several inputs: one file each), or with - as one line per input on standard output, e.g. --summary /state/summary.json")
+	fs.StringVar(&o.summary, "summary", "", "also write the summary as JSON to this file (several inputs: FILE.<input>.json each and the run's in FILE), or with - as one line per input, then the run's, on standard output, e.g. --summary /state/summary.json")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics while the run lasts (port 0 picks a free port; the log says which), e.g. --metrics-addr :9090")
 	fs.StringVar(&o.pushgateway, "pushgateway", "", "at the end of the run, push the metrics to this Prometheus Pushgateway (job cdpload), e.g. --pushgateway http://pushgateway:9091")
 	fs.StringVar(&o.pushgatewayInstance, "pushgateway-instance", "", "the instance label grouping the pushed metrics (default: the first input file's name), e.g. --pushgateway-instance nightly-crm")
@@ -112,7 +115,7 @@ func newFlagSet(cmd string, o *options, out io.Writer) *flag.FlagSet {
 		if cmd == "validate" {
 			fmt.Fprint(out, "Parses, maps and checks every row against the schema; sends nothing; writes the rejects it\nwould write (as <stem>.validate.rejects.<ext>).\n\n")
 		} else {
-			fmt.Fprint(out, "Loads each FILE (csv, tsv, jsonl, ndjson, each optionally .gz or .zst; - is standard input;\nan http:// or https:// URL is read with range requests) into the CDP, one upsert per row.\nThe token comes from CDP_TOKEN or --token-file, never from a flag.\n\n")
+			fmt.Fprint(out, "Loads each FILE (csv, tsv, jsonl, ndjson, each optionally .gz or .zst; - is standard input;\nan http:// or https:// URL is read with range requests; a folder is its files in name order)\ninto the CDP, one upsert per row. The token comes from CDP_TOKEN or --token-file, never from a flag.\n\n")
 		}
 		fmt.Fprint(out, "Flags (each also from the environment as CDPLOAD_<FLAG>, e.g. CDPLOAD_RATE=200):\n")
 		printFlags(out, fs)
@@ -166,6 +169,11 @@ func parseFlags(cmd string, args []string, out io.Writer, getenv func(string) st
 		o.files = append(o.files, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
+	files, err := expandFolders(o.files)
+	if err != nil {
+		return nil, err
+	}
+	o.files = files
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var envErr error
@@ -341,4 +349,41 @@ func shownInput(input string) string {
 		return remote.Redact(input)
 	}
 	return input
+}
+
+// expandFolders replaces each local folder among inputs with the input files in it, in
+// name order: names that tell a format (.csv, .tsv, .jsonl, .ndjson, optionally .gz or
+// .zst), not hidden, and not rejects that a load there wrote (*.rejects.*).
+func expandFolders(inputs []string) ([]string, error) {
+	var out []string
+	for _, in := range inputs {
+		st, err := os.Stat(in)
+		if in == "-" || remote.IsURL(in) || err != nil || !st.IsDir() {
+			out = append(out, in) // a file, or a missing one: the load says what is wrong
+			continue
+		}
+		entries, err := os.ReadDir(in) // sorted by name
+		if err != nil {
+			return nil, &usageError{msg: fmt.Sprintf("input folder %v", err)}
+		}
+		n := len(out)
+		for _, e := range entries {
+			name := e.Name()
+			if strings.HasPrefix(name, ".") || strings.Contains(name, ".rejects.") {
+				continue
+			}
+			if _, _, err := source.DetectFormat(name); err != nil {
+				continue
+			}
+			p := filepath.Join(in, name)
+			if st, err := os.Stat(p); err != nil || !st.Mode().IsRegular() {
+				continue
+			}
+			out = append(out, p)
+		}
+		if len(out) == n {
+			return nil, &usageError{msg: fmt.Sprintf("input folder %s holds no input file (names ending in .csv, .tsv, .jsonl or .ndjson, optionally .gz or .zst)", in)}
+		}
+	}
+	return out, nil
 }

@@ -124,6 +124,11 @@ func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
+	if len(o.files) > 1 {
+		run := newRunSummary(len(o.files))
+		defer func() { o.endRun(run, err, cmd, logger, stdout, stderr) }()
+		o.run = run
+	}
 	var rejected bool
 	for _, file := range o.files {
 		if err := interrupted(ctx.Err()); err != nil {
@@ -153,6 +158,9 @@ func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer
 		sum, err := loader.Run(ctx, cfg)
 		stopProgress()
 		if sum != nil {
+			if o.run != nil {
+				o.run.add(sum)
+			}
 			switch {
 			case sum.Status == loader.StatusFailed:
 				// It never started: the error says why, a summary of nothing would not.
@@ -194,9 +202,9 @@ func exitCodeFor(sig os.Signal) int {
 	return exitInterrupt
 }
 
-// writeSummaryLine writes the summary as one line of JSON, for an orchestrator reading
-// standard output.
-func writeSummaryLine(w io.Writer, sum *loader.Summary) error {
+// writeSummaryLine writes a summary (an input's or the run's) as one line of JSON, for an
+// orchestrator reading standard output.
+func writeSummaryLine(w io.Writer, sum any) error {
 	data, err := json.Marshal(sum)
 	if err != nil {
 		return fmt.Errorf("summary: %w", err)
