@@ -61,3 +61,48 @@ func TestBoardTakesRowsInRecordOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestBoardUnderTheBudget posts and takes at once, as a run does: a reader admits rows
+// under a budget as large as the board, workers post them in any order, and the recorder
+// takes them in record order and gives the budget back. Every row comes out once, whole,
+// in order; under the race detector, no slot is written while it is read.
+func TestBoardUnderTheBudget(t *testing.T) {
+	const slots, rows = 64, 20000
+	b := newBoard(slots)
+	budget := make(chan struct{}, slots)
+	work := make(chan int64, 16)
+	go func() {
+		for num := int64(1); num <= rows; num++ {
+			budget <- struct{}{}
+			work <- num
+		}
+		close(work)
+	}()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for num := range work {
+				b.post(outcome{pos: rowPos{num: num, line: num + 1, end: 7 * num}})
+			}
+		})
+	}
+	next := int64(1)
+	for next <= rows {
+		<-b.nudge
+		for {
+			o, ok := b.take(next)
+			if !ok {
+				break
+			}
+			if o.pos != (rowPos{num: next, line: next + 1, end: 7 * next}) {
+				t.Fatalf("took %+v for row %d", o.pos, next)
+			}
+			next++
+			<-budget
+		}
+	}
+	wg.Wait()
+	if _, ok := b.take(next); ok {
+		t.Errorf("a row after the last one")
+	}
+}

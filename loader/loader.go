@@ -149,8 +149,12 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		return r.summary(), err
 	}
 	defer r.close()
-	cfg.Logger.Info("loading", "file", cfg.Path, "format", string(r.in.Format()), "matchKey", r.mp.MatchKey(),
-		"shard", cfg.Shard.String(), "workers", cfg.Workers, "rate", cfg.Rate, "resumeAfterRecord", r.sum.Skipped, "validate", cfg.Validate)
+	attrs := []any{"file", cfg.Path, "format", string(r.in.Format()), "matchKey", r.mp.MatchKey(),
+		"workers", cfg.Workers, "rate", cfg.Rate, "resumeAfterRecord", r.sum.Skipped, "validate", cfg.Validate}
+	if cfg.Shard.Split() {
+		attrs = append(attrs, "shard", cfg.Shard.String())
+	}
+	cfg.Logger.Info("loading", attrs...)
 	return r.run(ctx)
 }
 
@@ -196,6 +200,7 @@ type run struct {
 	sum   Summary
 	start time.Time
 
+	ctx       context.Context // the caller's: a signal ends it
 	halt      context.Context // ends intake and unsent rows
 	haltCause context.CancelCauseFunc
 	work      context.Context // ends in-flight requests
@@ -220,6 +225,7 @@ type run struct {
 
 func (r *run) run(ctx context.Context) (*Summary, error) {
 	cfg := r.cfg
+	r.ctx = ctx
 	r.start = time.Now()
 	r.halt, r.haltCause = context.WithCancelCause(context.Background())
 	r.work, r.stopWork = context.WithCancel(context.Background())
@@ -287,6 +293,9 @@ func (r *run) read(queues []chan job) error {
 			return nil
 		}
 		if err != nil {
+			if r.ctx.Err() != nil {
+				return nil // a signal also ends the read of a remote input: the stop is the signal's
+			}
 			return &StopError{Err: err}
 		}
 		c.Read.Add(1)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"cdpload/checkpoint"
+	"cdpload/source"
 )
 
 // MergeRejects joins the rejects of the shards of one input (each a rejects file with its
@@ -82,11 +83,12 @@ func MergeRejects(out string, inputs []string) (int64, error) {
 			return 0, err
 		}
 	}
-	for _, f := range []struct {
+	files := []struct {
 		w   *bufio.Writer
 		tmp *os.File
 		to  string
-	}{{rowsW, rowsTmp, out}, {logW, logTmp, out + ".log.jsonl"}} {
+	}{{rowsW, rowsTmp, out}, {logW, logTmp, out + ".log.jsonl"}}
+	for _, f := range files {
 		err := f.w.Flush()
 		if err == nil {
 			err = f.tmp.Chmod(0o600)
@@ -94,12 +96,16 @@ func MergeRejects(out string, inputs []string) (int64, error) {
 		if err == nil {
 			err = f.tmp.Sync()
 		}
-		if err == nil {
-			err = os.Rename(f.tmp.Name(), f.to)
-		}
 		if err != nil {
 			return 0, fmt.Errorf("merged rejects %s: %w", f.to, err)
 		}
+	}
+	if err := os.Rename(rowsTmp.Name(), out); err != nil {
+		return 0, fmt.Errorf("merged rejects %s: %w", out, err)
+	}
+	if err := os.Rename(logTmp.Name(), out+".log.jsonl"); err != nil {
+		os.Remove(out) // no rows without their log
+		return 0, fmt.Errorf("merged rejects %s.log.jsonl: %w", out, err)
 	}
 	if err := checkpoint.SyncDir(filepath.Dir(out)); err != nil {
 		return 0, fmt.Errorf("merged rejects %s: %w", out, err)
@@ -148,6 +154,10 @@ func openMergePart(path string) (*mergePart, error) {
 		p.close()
 		return nil, fmt.Errorf("rejects %s: %w", path, err)
 	}
+	if err := checkHeader(path, p.header); err != nil {
+		p.close()
+		return nil, err
+	}
 	lf, err := os.Open(path + ".log.jsonl")
 	if err != nil {
 		p.close()
@@ -161,6 +171,32 @@ func openMergePart(path string) (*mergePart, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// checkHeader checks that what the log's row sizes leave before the first row is a header
+// as the rejects writer writes it: nothing for JSONL, one CSV record and its line end for
+// CSV and TSV. Anything else means rows on disk that the log does not list (a shard killed
+// between the two writes and never resumed), which would cut every row in the wrong place.
+func checkHeader(path string, header []byte) error {
+	bad := fmt.Errorf("%s holds %d bytes before the rows its log lists, which are not a header: the rows file and its log disagree (resume that shard's load to finish them, then merge)", path, len(header))
+	format, _, err := source.DetectFormat(path)
+	if err != nil {
+		return fmt.Errorf("rejects %s: %w", path, err)
+	}
+	if format == source.JSONL {
+		if len(header) != 0 {
+			return bad
+		}
+		return nil
+	}
+	r, err := source.NewReader(bytes.NewReader(header), path, source.Options{Format: format}, source.Position{})
+	if err != nil || !bytes.Equal(r.HeaderRaw(), header) {
+		return bad
+	}
+	if _, err := r.Next(); err != io.EOF {
+		return bad
+	}
+	return nil
 }
 
 // rowsSize reads the log once to add up the sizes of the rows it describes.

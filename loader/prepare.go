@@ -43,7 +43,7 @@ func prepare(ctx context.Context, cfg Config) (*run, error) {
 		r.sum.Checkpoint = paths.checkpoint
 		id, err := identify(cfg)
 		if err != nil {
-			return r, &ConfigError{Err: fmt.Errorf("input %w", err)}
+			return r, inputErr(cfg, fmt.Errorf("input %w", err))
 		}
 		ck, err := openCheckpoint(paths.checkpoint, id, optionsOf(cfg, format), cfg.Restart)
 		if err != nil {
@@ -79,7 +79,7 @@ func prepare(ctx context.Context, cfg Config) (*run, error) {
 		r.in, err = source.Open(cfg.Path, cfg.Source, from)
 	}
 	if err != nil {
-		return r, &ConfigError{Err: err}
+		return r, inputErr(cfg, err)
 	}
 	r.lastNum = from.Num
 	schema, err := cfg.Schema(ctx)
@@ -141,6 +141,17 @@ func (r *run) peek() error {
 		return nil
 	}
 	return nil
+}
+
+// inputErr classifies a failure to open or identify the input: a configuration error
+// (exit 2: a file missing, unreadable or malformed, a URL refused), unless it is a remote
+// input's server or network failing, which a later run may not meet (a stop, exit 1).
+func inputErr(cfg Config, err error) error {
+	var transient interface{ Transient() bool }
+	if cfg.Remote != nil && errors.As(err, &transient) && transient.Transient() {
+		return &StopError{Err: err}
+	}
+	return &ConfigError{Err: err}
 }
 
 // identify returns the identity of the input for its checkpoint.

@@ -221,6 +221,9 @@ func TestMergeRejectsRefuses(t *testing.T) {
 	old := write("old.csv", "id,n\nK4,y\n", `{"row":4}`)
 	unordered := write("unordered.csv", "id,n\nK6,y\nK4,y\n", `{"row":6,"bytes":5}`, `{"row":4,"bytes":5}`)
 	short := write("short.csv", "K4,y\n", `{"row":4,"bytes":50}`)
+	// A shard killed after its rows reached the disk and before its log did.
+	unlisted := write("unlisted.csv", "id,n\nK1,x\nK5,y\nK9,zz\n", `{"row":1,"bytes":5}`, `{"row":5,"bytes":5}`)
+	jsonlHead := write("head.jsonl", "{\"id\":1}\n{\"id\":2}\n", `{"row":2,"bytes":9}`)
 	out := filepath.Join(dir, "out.csv")
 
 	for _, c := range []struct {
@@ -232,6 +235,8 @@ func TestMergeRejectsRefuses(t *testing.T) {
 		{[]string{a, old}, "no row size"},
 		{[]string{unordered}, "row 4 comes after row 6"},
 		{[]string{short}, "shorter than its log"},
+		{[]string{unlisted}, "which are not a header"},
+		{[]string{jsonlHead}, "which are not a header"},
 		{[]string{a, filepath.Join(dir, "none.csv")}, "none.csv"},
 		{nil, "no rejects file"},
 	} {

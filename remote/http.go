@@ -13,6 +13,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -60,38 +61,74 @@ func (e *StatusError) Permanent() bool {
 	return e.Status >= 400 && e.Status < 500 && e.Status != http.StatusRequestTimeout && e.Status != http.StatusTooManyRequests
 }
 
+// Transient reports whether a later attempt may get another answer.
+func (e *StatusError) Transient() bool { return !e.Permanent() }
+
+// NetError is a failure of the network or the connection (refused, reset, timed out,
+// stalled) that a later attempt may not meet.
+type NetError struct{ Err error }
+
+func (e *NetError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the failure.
+func (e *NetError) Unwrap() error { return e.Err }
+
+// Transient reports true: a later run may get through.
+func (e *NetError) Transient() bool { return true }
+
+// DefaultIdleTimeout is how long a read of an input's body may wait for a byte before the
+// connection is taken for dead: the read fails, the run stops (exit 1), and the next run
+// resumes from the checkpoint.
+const DefaultIdleTimeout = 2 * time.Minute
+
 // HTTP is a file behind an http:// or https:// URL.
 type HTTP struct {
-	url     string // as given, secrets included: never printed
-	shown   string // Redact(url)
+	ctx     context.Context // ends every request and body read: the run's
+	url     string          // as given, secrets included: never printed
+	shown   string          // Redact(url)
 	client  *http.Client
 	size    int64 // 0 when the server does not say
 	modTime time.Time
+	etag    string // a strong ETag, to make a range read conditional on the same file
+	ranges  bool   // the server answered a range request with 206
+	idle    time.Duration
 }
 
-// OpenHTTP asks the server for the file's size and modification time (HEAD). The URL may
-// carry credentials in its query (a presigned URL); they appear in no message.
+// OpenHTTP asks the server for the file's first byte (GET with Range: bytes=0-0, which a
+// URL presigned for GET allows where a HEAD would be refused), and learns from the answer
+// the file's size, modification time and ETag, and whether the server takes range
+// requests. The URL may carry credentials in its query; they appear in no message. ctx
+// ends the requests and the reads of the bodies, the later ones too.
 func OpenHTTP(ctx context.Context, client *http.Client, rawURL string) (*HTTP, error) {
-	h := &HTTP{url: rawURL, shown: Redact(rawURL), client: client}
-	req, err := http.NewRequestWithContext(ctx, http.MethodHead, rawURL, nil)
+	h := &HTTP{ctx: ctx, url: rawURL, shown: Redact(rawURL), client: client, idle: DefaultIdleTimeout}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", h.shown, redactErr(err))
 	}
+	req.Header.Set("Range", "bytes=0-0")
+	req.Header.Set("Accept-Encoding", "identity")
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("HEAD %s: %w", h.shown, redactErr(err))
+		return nil, &NetError{Err: fmt.Errorf("GET %s: %w", h.shown, redactErr(err))}
 	}
-	resp.Body.Close()
-	switch {
-	case resp.StatusCode == http.StatusMethodNotAllowed || resp.StatusCode == http.StatusNotImplemented:
-		// No HEAD: the size stays unknown, and a resume reads again and skips.
-	case resp.StatusCode/100 != 2:
-		return nil, &StatusError{URL: h.shown, Status: resp.StatusCode}
-	default:
-		h.size = max(resp.ContentLength, 0)
-		if t, err := http.ParseTime(resp.Header.Get("Last-Modified")); err == nil {
-			h.modTime = t
+	resp.Body.Close() // one byte, or a whole file from a server that ignores ranges
+	switch resp.StatusCode {
+	case http.StatusPartialContent:
+		h.ranges = true
+		if total, ok := rangeTotal(resp.Header.Get("Content-Range")); ok {
+			h.size = total
 		}
+	case http.StatusOK:
+		h.size = max(resp.ContentLength, 0)
+	case http.StatusRequestedRangeNotSatisfiable: // an empty file
+	default:
+		return nil, &StatusError{URL: h.shown, Status: resp.StatusCode}
+	}
+	if t, err := http.ParseTime(resp.Header.Get("Last-Modified")); err == nil {
+		h.modTime = t
+	}
+	if et := resp.Header.Get("ETag"); et != "" && !strings.HasPrefix(et, "W/") {
+		h.etag = et
 	}
 	return h, nil
 }
@@ -109,43 +146,113 @@ func (h *HTTP) Size() int64 { return h.size }
 func (h *HTTP) ModTime() time.Time { return h.modTime }
 
 // OpenAt returns the file's bytes from offset on, by a range request whose answer must
-// start there. A server that ignores ranges sends the whole file, whose first offset bytes
-// are read and dropped.
+// start there and be of the same file: of the size first seen, and conditional on its
+// ETag or modification time (If-Range). A server that ignores ranges sends the whole file,
+// whose first offset bytes are read and dropped. A read that waits longer than the idle
+// timeout for a byte fails.
 func (h *HTTP) OpenAt(offset int64) (io.ReadCloser, error) {
-	req, err := http.NewRequest(http.MethodGet, h.url, nil)
+	if h.size > 0 && offset >= h.size {
+		return io.NopCloser(strings.NewReader("")), nil // nothing after the end to ask for
+	}
+	req, err := http.NewRequestWithContext(h.ctx, http.MethodGet, h.url, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", h.shown, redactErr(err))
 	}
 	if offset > 0 {
 		req.Header.Set("Range", "bytes="+strconv.FormatInt(offset, 10)+"-")
+		switch {
+		case h.etag != "":
+			req.Header.Set("If-Range", h.etag)
+		case !h.modTime.IsZero():
+			req.Header.Set("If-Range", h.modTime.UTC().Format(http.TimeFormat))
+		}
 	}
 	// The body comes as it is stored: a transparently gunzipped body would not match the
 	// offsets the checkpoint keeps.
 	req.Header.Set("Accept-Encoding", "identity")
 	resp, err := h.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", h.shown, redactErr(err))
+		return nil, &NetError{Err: fmt.Errorf("GET %s: %w", h.shown, redactErr(err))}
 	}
+	body := newIdleBody(resp.Body, h.idle, h.shown)
 	switch {
 	case offset > 0 && resp.StatusCode == http.StatusPartialContent:
-		if start, ok := rangeStart(resp.Header.Get("Content-Range")); !ok || start != offset {
-			resp.Body.Close()
-			return nil, fmt.Errorf("GET %s: asked for bytes from %d, the answer's Content-Range is %q",
-				h.shown, offset, resp.Header.Get("Content-Range"))
+		cr := resp.Header.Get("Content-Range")
+		start, ok := rangeStart(cr)
+		total, known := rangeTotal(cr)
+		if !ok || start != offset || (known && h.size > 0 && total != h.size) {
+			body.Close()
+			return nil, fmt.Errorf("GET %s: asked for bytes from %d of %d, the answer's Content-Range is %q (has the file changed?)",
+				h.shown, offset, h.size, cr)
 		}
-		return resp.Body, nil
+		return body, nil
 	case resp.StatusCode == http.StatusOK:
+		if offset > 0 && h.ranges {
+			// It took a range request before: a whole file now means If-Range failed.
+			body.Close()
+			return nil, fmt.Errorf("GET %s: the file has changed since it was first read (its ETag or Last-Modified differs)", h.shown)
+		}
 		if offset > 0 {
-			if _, err := io.CopyN(io.Discard, resp.Body, offset); err != nil {
-				resp.Body.Close()
-				return nil, fmt.Errorf("GET %s: skipping to byte %d (the server ignores range requests): %w", h.shown, offset, err)
+			if _, err := io.CopyN(io.Discard, body, offset); err != nil {
+				body.Close()
+				return nil, &NetError{Err: fmt.Errorf("GET %s: skipping to byte %d (the server ignores range requests): %w", h.shown, offset, err)}
 			}
 		}
-		return resp.Body, nil
+		return body, nil
 	default:
-		resp.Body.Close()
+		body.Close()
 		return nil, &StatusError{URL: h.shown, Status: resp.StatusCode}
 	}
+}
+
+// idleBody fails a Read that waits longer than idle for a byte, by closing the body under
+// it. The timer runs only inside Read: a reader that pauses (the loader waiting for the
+// API) is never cut off.
+type idleBody struct {
+	rc      io.ReadCloser
+	idle    time.Duration
+	shown   string
+	timer   *time.Timer
+	expired atomic.Bool
+}
+
+func newIdleBody(rc io.ReadCloser, idle time.Duration, shown string) *idleBody {
+	b := &idleBody{rc: rc, idle: idle, shown: shown}
+	b.timer = time.AfterFunc(time.Hour, func() {
+		b.expired.Store(true)
+		rc.Close()
+	})
+	b.timer.Stop()
+	return b
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	b.timer.Reset(b.idle)
+	n, err := b.rc.Read(p)
+	b.timer.Stop()
+	switch {
+	case err == nil || err == io.EOF:
+		return n, err
+	case b.expired.Load():
+		return n, &NetError{Err: fmt.Errorf("GET %s: no byte for %s: the connection is taken for dead", b.shown, b.idle)}
+	default:
+		return n, &NetError{Err: fmt.Errorf("GET %s: %w", b.shown, redactErr(err))}
+	}
+}
+
+func (b *idleBody) Close() error {
+	b.timer.Stop()
+	return b.rc.Close()
+}
+
+// rangeTotal reads the complete length of a Content-Range: "bytes 0-0/1234" gives 1234.
+func rangeTotal(cr string) (int64, bool) {
+	_, total, ok := strings.Cut(cr, "/")
+	if !ok || total == "*" {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(total, 10, 64)
+	return n, err == nil
 }
 
 // rangeStart reads the first byte position of a Content-Range: "bytes 100-199/200".

@@ -37,7 +37,8 @@ func TestHTTPRanges(t *testing.T) {
 	mod := time.Date(2026, 11, 28, 2, 0, 0, 0, time.UTC)
 	var ranges []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Query().Get("sig") != "s3cr3t" {
+		// Signed for GET only, as a presigned URL is: a HEAD is refused.
+		if r.URL.Query().Get("sig") != "s3cr3t" || r.Method != http.MethodGet {
 			http.Error(w, "forbidden", http.StatusForbidden)
 			return
 		}
@@ -70,8 +71,25 @@ func TestHTTPRanges(t *testing.T) {
 			t.Errorf("OpenAt(%d): %d bytes, %v; want the %d from the offset", off, len(got), err, len(data)-int(off))
 		}
 	}
-	if want := []string{"", "bytes=1-", "bytes=4321-", "bytes=9999-"}; strings.Join(ranges, ",") != strings.Join(want, ",") {
+	if want := []string{"bytes=0-0", "", "bytes=1-", "bytes=4321-", "bytes=9999-"}; strings.Join(ranges, ",") != strings.Join(want, ",") {
 		t.Errorf("range requests %q, want %q", ranges, want)
+	}
+	// At the end there is nothing to ask for: a checkpoint after the last record.
+	if body, err := h.OpenAt(int64(len(data))); err != nil || len(ranges) != 5 {
+		t.Errorf("OpenAt(size): %v, %d requests", err, len(ranges))
+	} else if b, _ := io.ReadAll(body); len(b) != 0 {
+		t.Errorf("OpenAt(size) read %d bytes", len(b))
+	}
+
+	// The file replaced by one of another size, then by one of the same size and a newer
+	// time: a resumed read refuses either rather than read another file at the old offset.
+	data = []byte(strings.Repeat("abcdefghij", 1001))
+	if _, err := h.OpenAt(10); err == nil || !strings.Contains(err.Error(), "has the file changed") {
+		t.Errorf("OpenAt after a change of size: %v", err)
+	}
+	data, mod = []byte(strings.Repeat("abcdefghij", 1000)), mod.Add(time.Hour)
+	if _, err := h.OpenAt(10); err == nil || !strings.Contains(err.Error(), "the file has changed") {
+		t.Errorf("OpenAt after a change of time: %v", err)
 	}
 
 	for _, bad := range []string{srv.URL + "/exports/p.csv?sig=wrong", srv.URL + "/exports/none.csv?sig=s3cr3t"} {
@@ -88,14 +106,9 @@ func TestHTTPRanges(t *testing.T) {
 }
 
 // A server that ignores Range sends the whole file: OpenAt skips to the offset itself.
-// Without HEAD the size is unknown.
 func TestHTTPWithoutRanges(t *testing.T) {
 	data := []byte(strings.Repeat("abcdefghij", 100))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet {
-			w.WriteHeader(http.StatusMethodNotAllowed)
-			return
-		}
 		w.Write(data)
 	}))
 	defer srv.Close()
@@ -103,8 +116,8 @@ func TestHTTPWithoutRanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h.Size() != 0 || !h.ModTime().IsZero() {
-		t.Errorf("size %d modTime %v, want unknown", h.Size(), h.ModTime())
+	if h.Size() != int64(len(data)) || !h.ModTime().IsZero() || h.ranges {
+		t.Errorf("size %d modTime %v ranges %v, want %d, none, false", h.Size(), h.ModTime(), h.ranges, len(data))
 	}
 	body, err := h.OpenAt(123)
 	if err != nil {
@@ -135,5 +148,40 @@ func TestHTTPWrongContentRange(t *testing.T) {
 	}
 	if _, err := h.OpenAt(50); err == nil || !strings.Contains(err.Error(), "Content-Range") {
 		t.Errorf("OpenAt(50): %v, want a Content-Range error", err)
+	}
+}
+
+// A server that stops sending in the middle of a body: the read fails after the idle
+// timeout instead of waiting for ever; a reader that merely pauses between reads is not cut.
+func TestHTTPIdleTimeout(t *testing.T) {
+	stop := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000")
+		w.Write([]byte("0123456789"))
+		w.(http.Flusher).Flush()
+		if r.Header.Get("Range") == "bytes=0-0" {
+			return
+		}
+		<-stop
+	}))
+	defer srv.Close()
+	defer close(stop)
+	h, err := OpenHTTP(t.Context(), srv.Client(), srv.URL+"/p.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.idle = 100 * time.Millisecond
+	body, err := h.OpenAt(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer body.Close()
+	time.Sleep(3 * h.idle) // a pause between reads is not a stall
+	buf := make([]byte, 10)
+	if n, err := io.ReadFull(body, buf); n != 10 || err != nil {
+		t.Fatalf("first read: %d, %v", n, err)
+	}
+	if _, err := body.Read(buf); err == nil || !strings.Contains(err.Error(), "no byte for 100ms") {
+		t.Errorf("read of a stalled body: %v, want the idle timeout", err)
 	}
 }

@@ -62,6 +62,7 @@ func newStream(r io.Reader, name string) (*stream, error) {
 	}
 	bom, err := s.r.Peek(len(utf8BOM))
 	if err != nil && err != io.EOF {
+		s.close()
 		return nil, fmt.Errorf("%s: read: %w", name, ioError(err))
 	}
 	if bytes.Equal(bom, utf8BOM) {

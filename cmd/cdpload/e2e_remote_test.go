@@ -137,8 +137,22 @@ func TestLoadFromURLRefused(t *testing.T) {
 	files := httptest.NewServer(http.NotFoundHandler())
 	defer files.Close()
 	_, url := emulator(t, cdpemu.Config{}, nil)
-	res := cdpload(t, nil, "load", "--base-url", url, "--state-dir", t.TempDir(), files.URL+"/p.csv?sig=5ecre7")
+	state := t.TempDir()
+	local := filepath.Join(state, "a.csv")
+	if err := os.WriteFile(local, []byte("customer_id\nA1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	summary := filepath.Join(state, "run.json")
+	res := cdpload(t, nil, "load", "--base-url", url, "--state-dir", state, "--summary", summary, local, files.URL+"/p.csv?sig=5ecre7")
 	if res.code != exitUsage || !strings.Contains(res.stderr, files.URL+"/p.csv: HTTP 404") || strings.Contains(res.stderr, "5ecre7") {
 		t.Errorf("exit %d, want %d naming the URL without its query:\n%s", res.code, exitUsage, res.stderr)
+	}
+	// The run summary lists the refused URL as the input that ended the run.
+	run := readRunSummary(t, summary)
+	if run.Status != "failed" || run.NotStarted != 0 || len(run.Files) != 2 || run.Files[1].Input != files.URL+"/p.csv" {
+		t.Errorf("run summary %+v", run)
+	}
+	if data, _ := os.ReadFile(summary); strings.Contains(string(data), "5ecre7") {
+		t.Error("the URL's signature is in the run summary")
 	}
 }

@@ -140,11 +140,14 @@ func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer
 		var size int64
 		if remote.IsURL(file) {
 			in, err := remote.OpenHTTP(ctx, inputs, file)
-			var se *remote.StatusError
-			switch {
-			case errors.As(err, &se) && se.Permanent():
-				return &loader.ConfigError{Err: fmt.Errorf("input %w", err)} // missing or refused: exit 2
-			case err != nil:
+			if err != nil {
+				if o.run != nil { // the run summary lists it as the input that ended the run
+					o.run.add(&loader.Summary{Input: remote.Redact(file), Status: loader.StatusFailed, Error: err.Error()})
+				}
+				var se *remote.StatusError
+				if errors.As(err, &se) && se.Permanent() {
+					return &loader.ConfigError{Err: fmt.Errorf("input %w", err)} // missing or refused: exit 2
+				}
 				return interrupted(fmt.Errorf("input %w", err)) // the server or the network: exit 1, try later
 			}
 			cfg.Remote, cfg.Path, size = in, in.String(), in.Size()
