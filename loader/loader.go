@@ -303,8 +303,7 @@ func (r *run) read(queues []chan job) error {
 		next := rec.ResumeAt()
 		pos := rowPos{num: rec.Num, line: rec.Line, end: next.Offset, nextLine: next.Line}
 		if rec.Err != nil {
-			if !r.cfg.Shard.owns("", rec.Num) {
-				r.post(outcome{pos: pos, other: true})
+			if r.otherShard(pos, "") {
 				continue
 			}
 			r.post(r.localReject(pos, rec.Raw, "", StageParse, rec.Err.Code, rec.Err.Message))
@@ -320,16 +319,14 @@ func (r *run) read(queues []chan job) error {
 				return &StopError{Err: fmt.Errorf("%s: record %d (line %d): %w", r.cfg.Path, rec.Num, rec.Line, err)}
 			}
 			key := r.mp.KeyOf(&rec)
-			if !r.cfg.Shard.owns(key, rec.Num) {
-				r.post(outcome{pos: pos, other: true})
+			if r.otherShard(pos, key) {
 				continue
 			}
 			r.post(r.localReject(pos, rec.Raw, key, re.Stage, re.Code, re.Message))
 			continue
 		}
-		if !r.cfg.Shard.owns(key, rec.Num) {
+		if r.otherShard(pos, key) {
 			bodyPool.Put(buf)
-			r.post(outcome{pos: pos, other: true})
 			continue
 		}
 		if r.cfg.Validate {
@@ -344,6 +341,16 @@ func (r *run) read(queues []chan job) error {
 		}
 	}
 	return nil
+}
+
+// otherShard reports whether the row at pos, of match-key value key ("" when unknown),
+// belongs to another shard, and if so finishes it here as theirs.
+func (r *run) otherShard(pos rowPos, key string) bool {
+	if r.cfg.Shard.owns(key, pos.num) {
+		return false
+	}
+	r.post(outcome{pos: pos, other: true})
+	return true
 }
 
 func (r *run) localReject(pos rowPos, raw []byte, key, stage, code, msg string) outcome {

@@ -144,11 +144,22 @@ func (r *run) peek() error {
 }
 
 // inputErr classifies a failure to open or identify the input: a configuration error
-// (exit 2: a file missing, unreadable or malformed, a URL refused), unless it is a remote
-// input's server or network failing, which a later run may not meet (a stop, exit 1).
+// (exit 2: a file missing, unreadable or malformed), or for a remote input what
+// RemoteInputError says.
 func inputErr(cfg Config, err error) error {
+	if cfg.Remote != nil {
+		return RemoteInputError(err)
+	}
+	return &ConfigError{Err: err}
+}
+
+// RemoteInputError classifies a failure to open, identify or read the start of a remote
+// input: a *StopError (exit 1) when the error says it is transient (a server or network
+// failing, which a later run may not meet), else a *ConfigError (exit 2: missing, refused,
+// malformed).
+func RemoteInputError(err error) error {
 	var transient interface{ Transient() bool }
-	if cfg.Remote != nil && errors.As(err, &transient) && transient.Transient() {
+	if errors.As(err, &transient) && transient.Transient() {
 		return &StopError{Err: err}
 	}
 	return &ConfigError{Err: err}

@@ -55,14 +55,11 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("%s: HTTP %d %s", e.URL, e.Status, http.StatusText(e.Status))
 }
 
-// Permanent reports whether asking again cannot help: the input is missing or refused
-// (4xx other than 408 and 429).
-func (e *StatusError) Permanent() bool {
-	return e.Status >= 400 && e.Status < 500 && e.Status != http.StatusRequestTimeout && e.Status != http.StatusTooManyRequests
+// Transient reports whether a later attempt may get another answer: not when the input is
+// missing or refused (a 4xx other than 408 and 429).
+func (e *StatusError) Transient() bool {
+	return e.Status < 400 || e.Status >= 500 || e.Status == http.StatusRequestTimeout || e.Status == http.StatusTooManyRequests
 }
-
-// Transient reports whether a later attempt may get another answer.
-func (e *StatusError) Transient() bool { return !e.Permanent() }
 
 // NetError is a failure of the network or the connection (refused, reset, timed out,
 // stalled) that a later attempt may not meet.

@@ -95,7 +95,7 @@ func TestHTTPRanges(t *testing.T) {
 	for _, bad := range []string{srv.URL + "/exports/p.csv?sig=wrong", srv.URL + "/exports/none.csv?sig=s3cr3t"} {
 		_, err := OpenHTTP(t.Context(), srv.Client(), bad)
 		var se *StatusError
-		if !errors.As(err, &se) || !se.Permanent() || strings.Contains(err.Error(), "sig=") {
+		if !errors.As(err, &se) || se.Transient() || strings.Contains(err.Error(), "sig=") {
 			t.Errorf("OpenHTTP(%s): %v, want a permanent StatusError without the query", Redact(bad), err)
 		}
 	}

@@ -35,11 +35,17 @@ func OpenRanged(in Ranged, name string, size int64, opts Options, from Position)
 	}
 	// From the start; a resume without a known size has no end to check its offset
 	// against, so it reads again and skips.
-	src, err := in.OpenAt(0)
+	return fromStart(in.OpenAt, name, opts, from, max(size, 0))
+}
+
+// fromStart reads the input that open gives from its first byte, skipping the records up
+// to from.Num; the Reader closes what open returned.
+func fromStart(open func(offset int64) (io.ReadCloser, error), name string, opts Options, from Position, size int64) (*Reader, error) {
+	src, err := open(0)
 	if err != nil {
 		return nil, err
 	}
-	r, err := newReader(src, name, opts, from, max(size, 0))
+	r, err := newReader(src, name, opts, from, size)
 	if err != nil {
 		src.Close()
 		return nil, err
@@ -80,17 +86,7 @@ func resume(open func(offset int64) (io.ReadCloser, error), name string, opts Op
 	r.Close() // closes only the stream: head is not among its closers
 	head.Close()
 	if r.compressed {
-		src, err := open(0)
-		if err != nil {
-			return nil, err
-		}
-		nr, err := newReader(src, name, opts, from, size)
-		if err != nil {
-			src.Close()
-			return nil, err
-		}
-		nr.closers = append(nr.closers, src)
-		return nr, nil
+		return fromStart(open, name, opts, from, size)
 	}
 	start := r.dec.at() // after the header, before any record
 	if from.Offset < start.Offset || from.Offset > size {

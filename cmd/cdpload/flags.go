@@ -64,8 +64,6 @@ type options struct {
 	pushgatewayInstance string
 
 	files []string
-
-	run *runSummary // the totals of a run over several inputs; nil for one
 }
 
 // defaultBaseURL is the Profiles API's address from the vendor's page.

@@ -124,10 +124,10 @@ func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
+	var run *runSummary // the totals of a run over several inputs; nil for one
 	if len(o.files) > 1 {
-		run := newRunSummary(len(o.files))
+		run = newRunSummary(len(o.files))
 		defer func() { o.endRun(run, err, cmd, logger, stdout, stderr) }()
-		o.run = run
 	}
 	var rejected bool
 	for _, file := range o.files {
@@ -141,14 +141,10 @@ func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer
 		if remote.IsURL(file) {
 			in, err := remote.OpenHTTP(ctx, inputs, file)
 			if err != nil {
-				if o.run != nil { // the run summary lists it as the input that ended the run
-					o.run.add(&loader.Summary{Input: remote.Redact(file), Status: loader.StatusFailed, Error: err.Error()})
+				if run != nil { // the run summary lists it as the input that ended the run
+					run.add(&loader.Summary{Input: remote.Redact(file), Status: loader.StatusFailed, Error: err.Error()})
 				}
-				var se *remote.StatusError
-				if errors.As(err, &se) && se.Permanent() {
-					return &loader.ConfigError{Err: fmt.Errorf("input %w", err)} // missing or refused: exit 2
-				}
-				return interrupted(fmt.Errorf("input %w", err)) // the server or the network: exit 1, try later
+				return interrupted(loader.RemoteInputError(fmt.Errorf("input %w", err)))
 			}
 			cfg.Remote, cfg.Path, size = in, in.String(), in.Size()
 		} else if st, err := os.Stat(file); err == nil && st.Mode().IsRegular() {
@@ -161,8 +157,8 @@ func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer
 		sum, err := loader.Run(ctx, cfg)
 		stopProgress()
 		if sum != nil {
-			if o.run != nil {
-				o.run.add(sum)
+			if run != nil {
+				run.add(sum)
 			}
 			switch {
 			case sum.Status == loader.StatusFailed:
