@@ -45,8 +45,8 @@ func (l *lineClearer) Write(p []byte) (int, error) {
 }
 
 // startProgress shows a run's progress until the returned function is called: a bar when
-// mode is bar, a log line every 10 s when mode is log, nothing for none (see progressMode). Counting is the loader's; this only shows it.
-// file names the input in log lines; size is its size in bytes, 0 when unknown.
+// mode is bar, a log line every 10 s when mode is log, nothing for none (see
+// progressMode). Counting is the loader's; this only shows it. file names the input in log lines; size is its size in bytes, 0 when unknown.
 func startProgress(mode string, w io.Writer, logger *slog.Logger, file string, size int64, c *loader.Counters) (stop func()) {
 	if mode == "none" {
 		return func() {}
@@ -59,7 +59,7 @@ func startProgress(mode string, w io.Writer, logger *slog.Logger, file string, s
 		if mode == "bar" {
 			showBar(w, size, c, done)
 		} else {
-			logProgress(logger, file, size, c, done)
+			logProgress(logger, logEvery, file, size, c, done)
 		}
 	}()
 	return func() {
@@ -107,9 +107,10 @@ func describe(c *loader.Counters, elapsed time.Duration) string {
 	return fmt.Sprintf("%d rows, %.0f rows/s, %d rejected", done, float64(done)/max(elapsed.Seconds(), 0.001), c.Rejected.Load())
 }
 
-func logProgress(logger *slog.Logger, file string, size int64, c *loader.Counters, done <-chan struct{}) {
+// logProgress logs a "progress" line every interval until done is closed.
+func logProgress(logger *slog.Logger, interval time.Duration, file string, size int64, c *loader.Counters, done <-chan struct{}) {
 	start := time.Now()
-	tick := time.NewTicker(logEvery)
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	var last int64
 	lastAt := start

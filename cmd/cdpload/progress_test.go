@@ -1,0 +1,77 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"cdpload/loader"
+)
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader on two goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// With no terminal, progress is a JSON log line per interval with the rows, the rate, the
+// accepted and rejected counts and, the size being known, the ETA.
+func TestProgressLogLine(t *testing.T) {
+	var out syncBuffer
+	logger := slog.New(slog.NewJSONHandler(&out, nil))
+	var c loader.Counters
+	c.Accepted.Store(900)
+	c.Rejected.Store(100)
+	c.BytesRead.Store(250)
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		logProgress(logger, 20*time.Millisecond, "crm.csv", 1000, &c, done)
+		close(finished)
+	}()
+	waitFor(t, 10*time.Second, "a progress line", func() bool { return strings.Contains(out.String(), "\n") })
+	close(done)
+	<-finished
+
+	line, _, _ := strings.Cut(out.String(), "\n")
+	var got map[string]any
+	if err := json.Unmarshal([]byte(line), &got); err != nil {
+		t.Fatalf("progress line %q: %v", line, err)
+	}
+	for k, want := range map[string]any{
+		"level": "INFO", "msg": "progress", "file": "crm.csv",
+		"rows": 1000.0, "accepted": 900.0, "rejected": 100.0, "percent": 25.0,
+	} {
+		if got[k] != want {
+			t.Errorf("%s = %v, want %v in %s", k, got[k], want, line)
+		}
+	}
+	// Every row counted came in the first interval, so the rate is well above zero; a quarter
+	// of the bytes read gives an ETA of about three times the time taken.
+	if r, _ := got["rowsPerSecond"].(float64); r <= 0 {
+		t.Errorf("rowsPerSecond = %v, want > 0 in %s", got["rowsPerSecond"], line)
+	}
+	etaText, _ := got["eta"].(string)
+	if eta, err := time.ParseDuration(etaText); err != nil || eta < 0 {
+		t.Errorf("eta = %v (%v), want a duration in %s", got["eta"], err, line)
+	}
+	if _, ok := got["time"]; !ok {
+		t.Errorf("no time in %s", line)
+	}
+}
