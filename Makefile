@@ -7,6 +7,9 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN     := bin
 
 IMAGE   ?= cdpload:$(VERSION)
+# The image's org.opencontainers.image.source label; default: the clone's origin.
+SOURCE  ?=
+export SOURCE
 
 .PHONY: help build demo test soak check bench bench-quick fuzz image image-test clean
 

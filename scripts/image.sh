@@ -26,6 +26,10 @@ else
 fi
 bah() { buildah --storage-driver vfs "$@"; }
 
+# The source label: SOURCE (make image SOURCE=https://...), else the clone's origin without
+# any credentials in it.
+source=${SOURCE:-$(git config --get remote.origin.url 2>/dev/null | sed -E 's#//[^@/]*@#//#' || true)}
+
 # buildah may be installed where it cannot work (an unprivileged container): that is no
 # engine either.
 if [ "$engine" = buildah ]; then
@@ -42,7 +46,7 @@ build() {
     { echo "image: no CA bundle at /etc/ssl/certs/ca-certificates.crt (install ca-certificates)" >&2; return 1; }
   local args=(--build-arg "VERSION=$version"
     --build-arg "REVISION=$(git rev-parse HEAD 2>/dev/null || true)"
-    --build-arg "SOURCE=$(git config --get remote.origin.url 2>/dev/null | sed -E 's#//[^@/]*@#//#' || true)"
+    --build-arg "SOURCE=$source"
     -t "$image" -f Dockerfile .)
   echo "image: building $image with $engine"
   if [ "$engine" = docker ]; then
@@ -83,6 +87,25 @@ test_image() {
   chmod 0755 "$work" "$work/in" "$work/secret"
   chmod 0644 "$work/in/profiles.csv" "$work/secret/token"
   [ "$engine" = buildah ] && { ctr=$(bah from "$image") || return 1; }
+
+  # What a pod's spec relies on: the non-root user, cdpload as the entrypoint (PID 1), and
+  # the labels a registry shows.
+  local config # the image's inspection as JSON, blanks removed
+  if [ "$engine" = docker ]; then
+    config=$(docker image inspect "$image")
+  else
+    config=$(bah inspect --type image "$image")
+  fi || { echo "image: cannot inspect $image" >&2; return 1; }
+  config=$(printf '%s' "$config" | tr -d ' \t\n')
+  for want in '"User":"65532:65532"' '"Entrypoint":["/cdpload"]' \
+    "\"org.opencontainers.image.version\":\"$version\"" '"org.opencontainers.image.licenses":"NOASSERTION"' \
+    "\"org.opencontainers.image.source\":\"$source\""; do
+    case "$config" in *"$want"*) ;; *)
+      echo "image: the image's config lacks $want: $config" >&2
+      return 1 ;;
+    esac
+  done
+  echo "image: runs as 65532:65532, entrypoint /cdpload, labels version $version, source ${source:-(none)}"
 
   echo "image: cdpload version"
   local out

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -102,5 +103,32 @@ func TestUnwritableStateFolder(t *testing.T) {
 	res := cdpload(t, nil, "load", "--base-url", url, "--format", "csv", "--progress", "none", "/proc/version")
 	if res.code != exitUsage || !strings.Contains(res.stderr, "--state-dir") {
 		t.Fatalf("exit %d, want 2 naming --state-dir\n%s", res.code, res.stderr)
+	}
+}
+
+// With JSON logs, a flag error is one JSON line too, not the usage text: a log collector
+// gets what it can parse for exactly the run that failed at once (exit 2).
+func TestJSONLogsForFlagErrors(t *testing.T) {
+	for _, c := range []struct {
+		env  []string
+		args []string
+		want string
+	}{
+		{nil, []string{"load", "--log-format", "json", "--workers", "many", "p.csv"}, "workers"},
+		{[]string{"CDPLOAD_LOG_FORMAT=json"}, []string{"load", "--no-such-flag", "p.csv"}, "no-such-flag"},
+		{[]string{"CDPLOAD_LOG_FORMAT=json", "CDPLOAD_WORKERS=many"}, []string{"load", "p.csv"}, "CDPLOAD_WORKERS"},
+	} {
+		res := cdpload(t, c.env, c.args...)
+		lines := strings.Split(strings.TrimSpace(res.stderr), "\n")
+		var rec map[string]any
+		if res.code != exitUsage || len(lines) != 1 || json.Unmarshal([]byte(lines[0]), &rec) != nil ||
+			rec["level"] != "ERROR" || rec["exitCode"] != float64(exitUsage) || !strings.Contains(fmt.Sprint(rec["err"]), c.want) {
+			t.Errorf("%v %v: exit %d, want %d and one JSON error line naming %s:\n%s", c.env, c.args, res.code, exitUsage, c.want, res.stderr)
+		}
+	}
+	// --help is still the usage, for a person.
+	res := cdpload(t, []string{"CDPLOAD_LOG_FORMAT=json"}, "load", "--help")
+	if res.code != 0 || !strings.Contains(res.stderr, "Usage: cdpload load") {
+		t.Errorf("--help with JSON logs: exit %d\n%s", res.code, res.stderr)
 	}
 }

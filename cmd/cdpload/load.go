@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -34,11 +35,22 @@ import (
 // signal stops the current file cleanly (and the files after it are not started); a
 // second one ends the process at once.
 func runLoad(cmd string, args []string, stdin io.Reader, stdout, stderr io.Writer, sigs <-chan os.Signal) error {
-	o, err := parseFlags(cmd, args, stderr, os.Getenv)
+	flagOut := stderr
+	var usage bytes.Buffer
+	jsonLogs := wantsJSONLogs(args, os.Getenv)
+	if jsonLogs {
+		flagOut = &usage // a log collector gets one JSON line for a flag error, not the usage
+	}
+	o, err := parseFlags(cmd, args, flagOut, os.Getenv)
 	if errors.Is(err, flag.ErrHelp) {
+		stderr.Write(usage.Bytes())
 		return nil
 	}
 	if err != nil {
+		if jsonLogs {
+			newLogger("json", stderr).Error("cdpload stopped", "err", err.Error(), "exitCode", exitCode(err))
+			return &loggedError{err: err}
+		}
 		return err
 	}
 	o.progress = progressMode(o.progress, stderr)
@@ -53,6 +65,26 @@ func runLoad(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 		return &loggedError{err: err}
 	}
 	return err
+}
+
+// wantsJSONLogs reports whether the logs are to be JSON (--log-format json, or
+// CDPLOAD_LOG_FORMAT=json), before the flags are parsed: a flag error is logged as the
+// rest would be.
+func wantsJSONLogs(args []string, getenv func(string) string) bool {
+	for i, a := range args {
+		switch a {
+		case "--":
+			return getenv("CDPLOAD_LOG_FORMAT") == "json"
+		case "--log-format", "-log-format":
+			return i+1 < len(args) && args[i+1] == "json"
+		case "--log-format=json", "-log-format=json":
+			return true
+		}
+		if strings.HasPrefix(a, "--log-format=") || strings.HasPrefix(a, "-log-format=") {
+			return false
+		}
+	}
+	return getenv("CDPLOAD_LOG_FORMAT") == "json"
 }
 
 // load runs the files of o one after another. With --pushgateway it pushes the run's

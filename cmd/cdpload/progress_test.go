@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -73,5 +74,27 @@ func TestProgressLogLine(t *testing.T) {
 	}
 	if _, ok := got["time"]; !ok {
 		t.Errorf("no time in %s", line)
+	}
+}
+
+// With no terminal (a container's standard error is a pipe or a file), --progress auto
+// logs progress lines, every 10 s.
+func TestProgressAutoWithoutTerminal(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "stderr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if got := progressMode("auto", f); got != "log" {
+		t.Errorf("progressMode(auto, a file) = %q, want log", got)
+	}
+	if got := progressMode("auto", &bytes.Buffer{}); got != "log" {
+		t.Errorf("progressMode(auto, a buffer) = %q, want log", got)
+	}
+	if got := progressMode("none", f); got != "none" {
+		t.Errorf("progressMode(none) = %q", got)
+	}
+	if logEvery != 10*time.Second {
+		t.Errorf("progress is logged every %v, want 10s", logEvery)
 	}
 }
