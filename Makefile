@@ -25,7 +25,7 @@ demo: build ## load the examples into a local emulator and show the result
 
 check: ## gofmt and go vet
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
-	$(GO) vet ./...
+	$(GO) vet -race ./... # -race: the tests below reuse its compile of every package
 
 test: check ## gofmt, go vet and every test under the race detector
 	$(GO) test -race -count=1 ./...

@@ -1,6 +1,7 @@
 // Package remote opens inputs that live behind a URL instead of on a local disk, so that
 // the loader reads them as it reads files, and resumes them from any offset: http:// and
-// https:// URLs, read with range requests.
+// https:// URLs, read with range requests, and objects in S3, Google Cloud Storage and
+// Azure Blob Storage (and file:// URLs), read with range reads through gocloud.dev/blob.
 package remote
 
 import (
@@ -17,10 +18,11 @@ import (
 	"time"
 )
 
-// IsURL reports whether arg names a remote input rather than a local path.
+// IsURL reports whether arg names a remote input rather than a local path: an http://
+// or https:// URL, or one of object storage (IsBlobURL).
 func IsURL(arg string) bool {
 	lower := strings.ToLower(arg)
-	return strings.HasPrefix(lower, "https://") || strings.HasPrefix(lower, "http://")
+	return strings.HasPrefix(lower, "https://") || strings.HasPrefix(lower, "http://") || IsBlobURL(arg)
 }
 
 // Redact returns raw without its query, fragment and user information, which may hold
@@ -171,7 +173,7 @@ func (h *HTTP) OpenAt(offset int64) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, &NetError{Err: fmt.Errorf("GET %s: %w", h.shown, redactErr(err))}
 	}
-	body := newIdleBody(resp.Body, h.idle, h.shown)
+	body := newIdleReader(resp.Body, func() { resp.Body.Close() }, h.idle, "GET "+h.shown)
 	switch {
 	case offset > 0 && resp.StatusCode == http.StatusPartialContent:
 		cr := resp.Header.Get("Content-Range")
@@ -202,28 +204,31 @@ func (h *HTTP) OpenAt(offset int64) (io.ReadCloser, error) {
 	}
 }
 
-// idleBody fails a Read that waits longer than idle for a byte, by closing the body under
-// it. The timer runs only inside Read: a reader that pauses (the loader waiting for the
-// API) is never cut off.
-type idleBody struct {
-	rc      io.ReadCloser
-	idle    time.Duration
-	shown   string
-	timer   *time.Timer
-	expired atomic.Bool
+// idleReader fails a Read that waits longer than idle for a byte, by calling interrupt,
+// which ends the Read: closing an HTTP body under it, or cancelling the context of a
+// cloud SDK's request, whose readers are not safe to close during a Read. The timer runs
+// only inside Read: a reader that pauses (the loader waiting for the API) is never cut
+// off.
+type idleReader struct {
+	rc        io.ReadCloser
+	interrupt func()
+	idle      time.Duration
+	what      string // the read, for messages: "GET https://host/file.csv"
+	timer     *time.Timer
+	expired   atomic.Bool
 }
 
-func newIdleBody(rc io.ReadCloser, idle time.Duration, shown string) *idleBody {
-	b := &idleBody{rc: rc, idle: idle, shown: shown}
+func newIdleReader(rc io.ReadCloser, interrupt func(), idle time.Duration, what string) *idleReader {
+	b := &idleReader{rc: rc, interrupt: interrupt, idle: idle, what: what}
 	b.timer = time.AfterFunc(time.Hour, func() {
 		b.expired.Store(true)
-		rc.Close()
+		interrupt()
 	})
 	b.timer.Stop()
 	return b
 }
 
-func (b *idleBody) Read(p []byte) (int, error) {
+func (b *idleReader) Read(p []byte) (int, error) {
 	b.timer.Reset(b.idle)
 	n, err := b.rc.Read(p)
 	b.timer.Stop()
@@ -231,15 +236,20 @@ func (b *idleBody) Read(p []byte) (int, error) {
 	case err == nil || err == io.EOF:
 		return n, err
 	case b.expired.Load():
-		return n, &NetError{Err: fmt.Errorf("GET %s: no byte for %s: the connection is taken for dead", b.shown, b.idle)}
+		return n, stallError(b.what, b.idle)
 	default:
-		return n, &NetError{Err: fmt.Errorf("GET %s: %w", b.shown, redactErr(err))}
+		return n, &NetError{Err: fmt.Errorf("%s: %s", b.what, scrub(err.Error()))}
 	}
 }
 
-func (b *idleBody) Close() error {
+func (b *idleReader) Close() error {
 	b.timer.Stop()
 	return b.rc.Close()
+}
+
+// stallError says that a read got no byte for idle.
+func stallError(what string, idle time.Duration) error {
+	return &NetError{Err: fmt.Errorf("%s: no byte for %s: the connection is taken for dead", what, idle)}
 }
 
 // rangeTotal reads the complete length of a Content-Range: "bytes 0-0/1234" gives 1234.

@@ -25,7 +25,7 @@ func TestRedact(t *testing.T) {
 	if got := BaseName("https://host/a/b/profiles.csv.gz?sig=x"); got != "profiles.csv.gz" {
 		t.Errorf("BaseName = %q", got)
 	}
-	if !IsURL("HTTPS://host/p.csv") || !IsURL("http://host/p.csv") || IsURL("p.csv") || IsURL("s3://b/p.csv") {
+	if !IsURL("HTTPS://host/p.csv") || !IsURL("http://host/p.csv") || IsURL("p.csv") || !IsURL("s3://b/p.csv") || IsURL("ftp://h/p.csv") {
 		t.Error("IsURL")
 	}
 }

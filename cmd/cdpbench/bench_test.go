@@ -365,6 +365,9 @@ func TestShardsCheck(t *testing.T) {
 	}
 }
 
+// raceEnabled is set when the tests run under the race detector.
+var raceEnabled bool
+
 // buildCdpload builds cdpload from this repository into a temporary dir, which it returns
 // with the binary's path. Short tests skip.
 func buildCdpload(t *testing.T) (dir, bin string) {
@@ -374,7 +377,13 @@ func buildCdpload(t *testing.T) (dir, bin string) {
 	}
 	dir = t.TempDir()
 	bin = filepath.Join(dir, "cdpload")
-	b := exec.Command("go", "build", "-o", bin, "cdpload/cmd/cdpload")
+	args := []string{"build", "-o", bin}
+	if raceEnabled {
+		// The race detector's build of every package is there already (make test vets
+		// with -race); a plain build would compile them all once more.
+		args = append(args, "-race")
+	}
+	b := exec.Command("go", append(args, "cdpload/cmd/cdpload")...)
 	if out, err := b.CombinedOutput(); err != nil {
 		t.Fatalf("building cdpload: %v\n%s", err, out)
 	}

@@ -2,21 +2,16 @@ package main
 
 import (
 	"bytes"
-	"errors"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"cdpload/checkpoint"
 	"cdpload/sink/cdpemu"
 )
 
@@ -49,86 +44,8 @@ func TestLoadFromURLResumesWithARangeRequest(t *testing.T) {
 		http.ServeContent(w, r, "profiles.csv", modTime, bytes.NewReader(data))
 	}))
 	defer files.Close()
-	var upserts atomic.Int64
-	emu, url := emulator(t, cdpemu.Config{Latency: time.Millisecond}, func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if strings.HasSuffix(r.URL.Path, "/profiles/upsert") {
-				upserts.Add(1)
-			}
-			next.ServeHTTP(w, r)
-		})
-	})
-
-	state := filepath.Join(dir, "state")
-	if err := os.Mkdir(state, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	summary := filepath.Join(state, "summary.json")
-	input := files.URL + "/exports/profiles.csv?" + secret
-	args := []string{"load", "--base-url", url, "--workers", "4", "--rate", "0", "--progress", "log",
-		"--state-dir", state, "--summary", summary, input}
-
-	cmd := command(nil, args...)
-	var first bytes.Buffer
-	cmd.Stderr = &first
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, time.Minute, "the first upserts", func() bool { return upserts.Load() >= 1000 })
-	cmd.Process.Kill()
-	var ee *exec.ExitError
-	if err := cmd.Wait(); !errors.As(err, &ee) || ee.ExitCode() != -1 {
-		t.Fatalf("the first run ended by itself: %v\n%s", err, first.String())
-	}
-	ckPath := filepath.Join(state, "profiles.csv.cdpload.ckpt")
-	ck, err := checkpoint.Load(ckPath)
-	if err != nil || ck.Done || ck.Watermark == 0 {
-		t.Fatalf("checkpoint after the kill: %+v, %v\n%s", ck, err, first.String())
-	}
-	mu.Lock()
-	before := len(gets)
-	mu.Unlock()
-
-	res := cdpload(t, nil, args...)
-	if res.code != exitRejected {
-		t.Fatalf("the resumed run: exit %d, want %d\n%s", res.code, exitRejected, res.stderr)
-	}
-	checkState(t, inProcess{emu}, tf.want)
-	checkRejectsAt(t, tf, filepath.Join(state, "profiles.rejects.csv"), header)
-	s := readSummary(t, summary)
-	if !s.Resumed || s.Skipped != ck.Watermark || s.Skipped+s.Read != tf.rows || s.Status != "finished" {
-		t.Errorf("resumed summary %+v, want a resume after record %d", s, ck.Watermark)
-	}
-	if want := files.URL + "/exports/profiles.csv"; s.Input != want {
-		t.Errorf("summary input %q, want %q", s.Input, want)
-	}
-
-	// The resume read the start for the header and the identity, then the bytes from just
-	// before the checkpoint's offset (to check that a line ends there), not the whole file.
-	mu.Lock()
-	resumed := gets[before:]
-	mu.Unlock()
-	if want := fmt.Sprintf("bytes=%d-", ck.Offset-1); !slices.Contains(resumed, want) {
-		t.Errorf("the resumed run's GETs had ranges %q, want one of %q", resumed, want)
-	}
-
-	leaks := map[string]string{"the first run's log": first.String(), "the resumed run's log": res.stderr + res.stdout}
-	for _, p := range []string{ckPath, summary} {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		leaks[p] = string(b)
-	}
-	entries, _ := os.ReadDir(state)
-	for _, e := range entries {
-		leaks["file name "+e.Name()] = e.Name()
-	}
-	for where, text := range leaks {
-		if strings.Contains(text, "5ecre7") {
-			t.Errorf("the URL's signature is in %s", where)
-		}
-	}
+	testRemoteResume(t, tf, nil, nil, files.URL+"/exports/profiles.csv?"+secret, []string{files.URL + "/exports/profiles.csv"},
+		func() []string { mu.Lock(); defer mu.Unlock(); return slices.Clone(gets) }, "5ecre7")
 }
 
 // A URL the server refuses is a configuration error (exit 2) that names it without its

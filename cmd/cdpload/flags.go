@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -113,7 +114,7 @@ func newFlagSet(cmd string, o *options, out io.Writer) *flag.FlagSet {
 		if cmd == "validate" {
 			fmt.Fprint(out, "Parses, maps and checks every row against the schema; sends nothing; writes the rejects it\nwould write (as <stem>.validate.rejects.<ext>).\n\n")
 		} else {
-			fmt.Fprint(out, "Loads each FILE (csv, tsv, jsonl, ndjson, each optionally .gz or .zst; - is standard input;\nan http:// or https:// URL is read with range requests; a folder is its files in name order)\ninto the CDP, one upsert per row. The token comes from CDP_TOKEN or --token-file, never from a flag.\n\n")
+			fmt.Fprint(out, "Loads each FILE (csv, tsv, jsonl, ndjson, each optionally .gz or .zst; - is standard input;\nan http(s)://, s3://, gs://, azblob:// or file:// URL is read with range requests; a folder,\nor an s3://, gs://, azblob:// or file:// URL ending in /, is its files in name order)\ninto the CDP, one upsert per row. The token comes from CDP_TOKEN or --token-file, never from a flag.\n\n")
 		}
 		fmt.Fprint(out, "Flags (each also from the environment as CDPLOAD_<FLAG>, e.g. CDPLOAD_RATE=200):\n")
 		printFlags(out, fs)
@@ -238,13 +239,15 @@ func (o *options) resolveShard(getenv func(string) string, shardName, shardsName
 // check rejects option values that cannot work, before anything is opened.
 func (o *options) check() error {
 	bad := func(format string, a ...any) error { return &usageError{msg: fmt.Sprintf(format, a...)} }
+	// An object-storage prefix may list several inputs, known only once it is listed.
+	several := len(o.files) > 1 || slices.ContainsFunc(o.files, func(f string) bool { return remote.IsBlobURL(f) && remote.IsPrefix(f) })
 	switch {
 	case len(o.files) == 0:
 		return bad("no input file given: cdpload load [flags] FILE... (- is standard input)")
-	case len(o.files) > 1 && o.checkpoint != "":
-		return bad("--checkpoint names one file's checkpoint; with several inputs use --state-dir")
-	case len(o.files) > 1 && o.rejects != "":
-		return bad("--rejects names one file's rejects; with several inputs use --state-dir")
+	case several && o.checkpoint != "":
+		return bad("--checkpoint names one file's checkpoint; with several inputs or a prefix use --state-dir")
+	case several && o.rejects != "":
+		return bad("--rejects names one file's rejects; with several inputs or a prefix use --state-dir")
 	case o.workers < 1 || o.workers > 1024:
 		return bad("--workers must be from 1 to 1024, not %d", o.workers)
 	case !(o.rate >= 0) || math.IsInf(o.rate, 1):
@@ -350,8 +353,7 @@ func shownInput(input string) string {
 }
 
 // expandFolders replaces each local folder among inputs with the input files in it, in
-// name order: names that tell a format (.csv, .tsv, .jsonl, .ndjson, optionally .gz or
-// .zst), not hidden, and not rejects that a load there wrote (*.rejects.*).
+// name order (see isInputName).
 func expandFolders(inputs []string) ([]string, error) {
 	var out []string
 	for _, in := range inputs {
@@ -367,10 +369,7 @@ func expandFolders(inputs []string) ([]string, error) {
 		n := len(out)
 		for _, e := range entries {
 			name := e.Name()
-			if strings.HasPrefix(name, ".") || strings.Contains(name, ".rejects.") {
-				continue
-			}
-			if _, _, err := source.DetectFormat(name); err != nil {
+			if !isInputName(name) {
 				continue
 			}
 			p := filepath.Join(in, name)
@@ -380,8 +379,50 @@ func expandFolders(inputs []string) ([]string, error) {
 			out = append(out, p)
 		}
 		if len(out) == n {
-			return nil, &usageError{msg: fmt.Sprintf("input folder %s holds no input file (names ending in .csv, .tsv, .jsonl or .ndjson, optionally .gz or .zst)", in)}
+			return nil, &usageError{msg: fmt.Sprintf("input folder %s holds no input file %s", in, inputNames)}
 		}
 	}
 	return out, nil
+}
+
+// inputNames says which names isInputName takes, for messages.
+const inputNames = "(names ending in .csv, .tsv, .jsonl or .ndjson, optionally .gz or .zst)"
+
+// isInputName reports whether a file in an input folder or prefix is an input: a name
+// that tells a format, not hidden, and not rejects that a load there wrote (*.rejects.*).
+func isInputName(name string) bool {
+	if strings.HasPrefix(name, ".") || strings.Contains(name, ".rejects.") {
+		return false
+	}
+	_, _, err := source.DetectFormat(name)
+	return err == nil
+}
+
+// expandPrefixes replaces each object-storage prefix among o.files (a URL ending with a
+// slash) with the objects directly under it, in name order, chosen as a folder's files
+// are. An empty prefix is a configuration error: a nightly job that finds no export
+// should fail, not succeed on nothing.
+func (o *options) expandPrefixes(buckets *remote.Buckets) error {
+	var out []string
+	expanded := false
+	for _, f := range o.files {
+		if !remote.IsBlobURL(f) || !remote.IsPrefix(f) {
+			out = append(out, f)
+			continue
+		}
+		urls, err := buckets.List(f, isInputName)
+		if err != nil {
+			return loader.RemoteInputError(fmt.Errorf("input prefix %w", err))
+		}
+		if len(urls) == 0 {
+			return &usageError{msg: fmt.Sprintf("input prefix %s holds no input file %s", remote.Redact(f), inputNames)}
+		}
+		out = append(out, urls...)
+		expanded = true
+	}
+	if !expanded {
+		return nil
+	}
+	o.files = out
+	return o.distinctStateFiles()
 }

@@ -156,6 +156,11 @@ func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
+	buckets := remote.NewBuckets(ctx)
+	defer buckets.Close()
+	if err := o.expandPrefixes(buckets); err != nil {
+		return interrupted(err)
+	}
 	var run *runSummary // the totals of a run over several inputs; nil for one
 	if len(o.files) > 1 {
 		run = newRunSummary(len(o.files))
@@ -171,7 +176,7 @@ func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer
 		cfg.Counters = &loader.Counters{}
 		var size int64
 		if remote.IsURL(file) {
-			in, err := remote.OpenHTTP(ctx, inputs, file)
+			in, err := openRemote(ctx, inputs, buckets, file)
 			if err != nil {
 				if run != nil { // the run summary lists it as the input that ended the run
 					run.add(&loader.Summary{Input: remote.Redact(file), Status: loader.StatusFailed, Error: err.Error()})
@@ -223,6 +228,21 @@ func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer
 		return errRejected
 	}
 	return nil
+}
+
+// remoteInput is an input behind a URL, which prints without its credentials.
+type remoteInput interface {
+	loader.Remote
+	String() string
+}
+
+// openRemote opens an input behind a URL: an object in object storage, or a file on an
+// HTTP server.
+func openRemote(ctx context.Context, client *http.Client, buckets *remote.Buckets, rawURL string) (remoteInput, error) {
+	if remote.IsBlobURL(rawURL) {
+		return buckets.Open(rawURL)
+	}
+	return remote.OpenHTTP(ctx, client, rawURL)
 }
 
 // exitCodeFor is the exit code of a process ended by sig.
