@@ -20,10 +20,8 @@ import (
 	"gocloud.dev/blob"
 	_ "gocloud.dev/blob/azureblob" // azblob://container/key
 	_ "gocloud.dev/blob/fileblob"  // file:///folder/file
-	_ "gocloud.dev/blob/gcsblob"   // gs://bucket/key
 	_ "gocloud.dev/blob/s3blob"    // s3://bucket/key
 	"gocloud.dev/gcerrors"
-	"google.golang.org/api/googleapi"
 )
 
 // blobSchemes are the URL schemes read through object storage, each cloud with its own
@@ -282,8 +280,7 @@ func blobErr(shown string, err error) error {
 // classify tells whether a failure of object storage may pass (a server failing, the
 // network, a timeout) or is final (missing, refused, misconfigured), and what to check.
 // The HTTP status, where the driver's error carries one, decides: drivers map some final
-// answers to Unknown (S3's InvalidAccessKeyId, Azure's AuthorizationPermissionMismatch)
-// and some refusals to NotFound (Cloud Storage's 403).
+// answers to Unknown (S3's InvalidAccessKeyId, Azure's AuthorizationPermissionMismatch).
 func classify(err error) (transient bool, hint string) {
 	const (
 		notFound = "not found (check the bucket and the key): "
@@ -324,16 +321,13 @@ func classify(err error) (transient bool, hint string) {
 
 // httpStatus returns the HTTP status of the answer behind a driver's error, if it has one.
 func httpStatus(err error) (int, bool) {
-	var aws interface{ HTTPStatusCode() int }
+	var withStatus interface{ HTTPStatusCode() int } // S3's, and this package's gs:// driver's
 	var az *azcore.ResponseError
-	var gcs *googleapi.Error
 	switch {
-	case errors.As(err, &aws) && aws.HTTPStatusCode() != 0:
-		return aws.HTTPStatusCode(), true
+	case errors.As(err, &withStatus) && withStatus.HTTPStatusCode() != 0:
+		return withStatus.HTTPStatusCode(), true
 	case errors.As(err, &az):
 		return az.StatusCode, true
-	case errors.As(err, &gcs):
-		return gcs.Code, true
 	}
 	return 0, false
 }

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"google.golang.org/api/googleapi"
 )
 
 func TestSplitBlobURL(t *testing.T) {
@@ -146,9 +145,9 @@ func TestBlobErrTransient(t *testing.T) {
 		{statusErr(503), true, ""},
 		{&azcore.ResponseError{StatusCode: 403, ErrorCode: "AuthorizationPermissionMismatch"}, false, "access denied"},
 		{&azcore.ResponseError{StatusCode: 500}, true, ""},
-		{fmt.Errorf("wrapped: %w", &googleapi.Error{Code: 403}), false, "access denied"},
-		{&googleapi.Error{Code: 404}, false, "not found"},
-		{&googleapi.Error{Code: 502}, true, ""},
+		{fmt.Errorf("wrapped: %w", &gcsError{Status: 403}), false, "access denied"},
+		{&gcsError{Status: 404}, false, "not found"},
+		{&gcsError{Status: 502}, true, ""},
 		{x509.UnknownAuthorityError{}, false, "certificate"},
 		{errors.New("connection reset"), true, ""},
 	} {

@@ -257,13 +257,19 @@ func TestLoadFromS3Errors(t *testing.T) {
 	}
 }
 
-// A file:// URL reads a local file through the same object-storage path, prefix included.
+// A file:// URL reads a local file through the same object-storage path, prefix included,
+// names with spaces and URL syntax in them too; each input is named by its URL, escaped.
 func TestLoadFromFileURL(t *testing.T) {
 	dir := t.TempDir()
 	exports := filepath.Join(dir, "exports")
 	os.Mkdir(exports, 0o700)
-	if err := os.WriteFile(filepath.Join(exports, "a.csv"), []byte("customer_id,tier\nF1,gold\nF2,silver\n"), 0o600); err != nil {
-		t.Fatal(err)
+	for name, text := range map[string]string{
+		"a.csv":        "customer_id,tier\nF1,gold\nF2,silver\n",
+		"b 100%#?.csv": "customer_id,tier\nF3,gold\n",
+	} {
+		if err := os.WriteFile(filepath.Join(exports, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	emu, apiURL := emulator(t, cdpemu.Config{}, nil)
 	state := filepath.Join(dir, "state")
@@ -272,17 +278,28 @@ func TestLoadFromFileURL(t *testing.T) {
 	if res.code != 0 {
 		t.Fatalf("exit %d\n%s", res.code, res.stderr)
 	}
-	if got := emu.Stats().Profiles; got != 2 {
-		t.Errorf("the emulator holds %d profiles, want 2", got)
+	if got := emu.Stats().Profiles; got != 3 {
+		t.Errorf("the emulator holds %d profiles, want 3", got)
 	}
-	if want := `"input":"file://` + exports + `/a.csv"`; !strings.Contains(res.stdout, want) {
-		t.Errorf("summary %s lacks %s", res.stdout, want)
+	for _, want := range []string{`"input":"file://` + exports + `/a.csv"`, `"input":"file://` + exports + `/b%20100%25%23%3F.csv"`} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("summaries %s lack %s", res.stdout, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(state, "b 100%#?.csv.cdpload.ckpt")); err != nil {
+		t.Errorf("the second input's checkpoint: %v", err)
+	}
+
+	// Two slashes make "exports" a host, which would silently read another path.
+	res = cdpload(t, nil, "load", "--base-url", apiURL, "--state-dir", state, "file://exports/a.csv")
+	if res.code != exitUsage || !strings.Contains(res.stderr, "three slashes") {
+		t.Errorf("file://exports/a.csv: exit %d, want %d\n%s", res.code, exitUsage, res.stderr)
 	}
 }
 
-// fakeGCS serves the parts of Cloud Storage's JSON and XML APIs that a load uses (an
-// object's metadata, a listing, ranged reads), for a storage client pointed at it by
-// STORAGE_EMULATOR_HOST. Objects are updated at a time with milliseconds, as Cloud
+// fakeGCS serves the parts of Cloud Storage's JSON API that a load uses (an object's
+// metadata, a listing, ranged reads of the media, by generation), for a client pointed at
+// it by STORAGE_EMULATOR_HOST. Objects are updated at a time with milliseconds, as Cloud
 // Storage's are, while a read's Last-Modified has whole seconds.
 type fakeGCS struct {
 	srv     *httptest.Server
@@ -353,23 +370,21 @@ func (f *fakeGCS) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		key := strings.TrimPrefix(rest, "o/")
 		data, ok := f.objects[bucket+"/"+key]
-		if !ok {
+		if g := r.URL.Query().Get("generation"); !ok || g != "" && g != "1" {
 			notFound()
 			return
 		}
-		json.NewEncoder(w).Encode(f.meta(bucket, key, data))
+		if r.URL.Query().Get("alt") != "media" {
+			json.NewEncoder(w).Encode(f.meta(bucket, key, data))
+			return
+		}
+		w.Header().Del("Content-Type")
+		f.gets[bucket+"/"+key] = append(f.gets[bucket+"/"+key], r.Header.Get("Range"))
+		w.Header().Set("X-Goog-Generation", "1")
+		http.ServeContent(w, r, path.Base(key), f.updated, bytes.NewReader(data))
 		return
 	}
-	// A read through the XML API: /bucket/key.
-	name := strings.TrimPrefix(r.URL.Path, "/")
-	data, ok := f.objects[name]
-	if !ok {
-		notFound()
-		return
-	}
-	f.gets[name] = append(f.gets[name], r.Header.Get("Range"))
-	w.Header().Set("X-Goog-Generation", "1")
-	http.ServeContent(w, r, path.Base(name), f.updated, bytes.NewReader(data))
+	notFound()
 }
 
 // gs:// through gcsblob against a fake Cloud Storage: a prefix in name order, the object's
@@ -519,11 +534,10 @@ func TestLoadFromAzureResumes(t *testing.T) {
 	}
 }
 
-// Standard output holds only the summary line: a cloud SDK that prints a warning to it
-// (Cloud Storage's client without credentials does) would break the orchestrator's parse,
-// so it goes to standard error. Every request stays on loopback: the proxy and the
-// metadata server refuse.
-func TestCloudWarningsStayOffStdout(t *testing.T) {
+// gs:// without any Google credentials is a configuration error that says where
+// credentials come from; nothing else reaches standard output, which holds only the
+// summary line. Every request stays on loopback: the proxy and the metadata server refuse.
+func TestGCSWithoutCredentials(t *testing.T) {
 	refuse := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no", http.StatusForbidden)
 	}))
@@ -534,11 +548,8 @@ func TestCloudWarningsStayOffStdout(t *testing.T) {
 	_, apiURL := emulator(t, cdpemu.Config{}, nil)
 	res := cdpload(t, env, "load", "--base-url", apiURL, "--progress", "none", "--state-dir", t.TempDir(), "--summary", "-",
 		"gs://exports/day/a.csv")
-	if res.code != exitStopped || !strings.Contains(res.stderr, "gs://exports/day/a.csv") {
-		t.Errorf("exit %d, want %d naming the input\n%s", res.code, exitStopped, res.stderr)
-	}
-	if !strings.Contains(res.stderr, "Warning: unable to load GCP Default Credentials") {
-		t.Errorf("the client's warning is not on standard error:\n%s", res.stderr)
+	if res.code != exitUsage || !strings.Contains(res.stderr, "gs://exports/day/a.csv: gs: no Google credentials (GOOGLE_APPLICATION_CREDENTIALS") {
+		t.Errorf("exit %d, want %d saying where credentials come from\n%s", res.code, exitUsage, res.stderr)
 	}
 	if res.stdout != "" {
 		t.Errorf("standard output holds %q, want nothing: no input started", res.stdout)
