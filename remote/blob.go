@@ -53,6 +53,9 @@ func splitBlobURL(rawURL string) (bucketURL, key string, err error) {
 	}
 	b := *u
 	b.User, b.Fragment, b.RawFragment = nil, "", ""
+	if u.Fragment != "" {
+		return "", "", fmt.Errorf("%s: a # in an object's name is written %%23 in its URL", Redact(rawURL))
+	}
 	if strings.EqualFold(u.Scheme, "file") {
 		if u.Host != "" && u.Host != "localhost" {
 			return "", "", fmt.Errorf("%s: a file URL has three slashes and an absolute path (file:///folder/file.csv)", Redact(rawURL))
@@ -124,7 +127,7 @@ func (bs *Buckets) Open(rawURL string) (*Blob, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := &Blob{ctx: bs.ctx, bucket: b, key: key, raw: rawURL, shown: Redact(rawURL), idle: bs.idle}
+	o := &Blob{ctx: bs.ctx, bucket: b, key: key, shown: Redact(rawURL), idle: bs.idle}
 	ctx, cancel := context.WithTimeout(bs.ctx, bs.idle) // an answer, not a body: idle is ample
 	defer cancel()
 	attrs, err := b.Attributes(ctx, key)
@@ -186,8 +189,7 @@ type Blob struct {
 	ctx     context.Context
 	bucket  *blob.Bucket
 	key     string
-	raw     string // as given: never printed
-	shown   string // Redact(raw)
+	shown   string // the URL without its query
 	size    int64
 	modTime time.Time
 	idle    time.Duration
@@ -233,8 +235,7 @@ func (o *Blob) OpenAt(offset int64) (io.ReadCloser, error) {
 			what, o.size, o.modTime.UTC().Format(time.RFC3339), r.Size(), r.ModTime().UTC().Format(time.RFC3339))
 	}
 	// A stalled Read is ended by cancelling the request's context: the drivers' readers are
-	// not safe to close during a Read, and Cloud Storage's reopens after a failed read
-	// unless the context has ended.
+	// not safe to close during a Read.
 	return newIdleReader(cancelOnClose{r, cancel}, cancel, o.idle, what), nil
 }
 

@@ -26,7 +26,7 @@ func TestSplitBlobURL(t *testing.T) {
 		{"s3://exports/2026-11-28/a.csv?region=eu-west-1", "s3://exports?region=eu-west-1", "2026-11-28/a.csv"},
 		{"s3://exports/2026-11-28/", "s3://exports", "2026-11-28/"},
 		{"gs://bkt/a%20b.csv", "gs://bkt", "a b.csv"},
-		{"azblob://container/x/y.jsonl.zst#frag", "azblob://container", "x/y.jsonl.zst"},
+		{"azblob://container/x/y%23.jsonl.zst", "azblob://container", "x/y#.jsonl.zst"},
 		{"file:///data/exports/a.csv", "file:///data/exports", "a.csv"},
 		{"file:///data/exports/", "file:///data/exports", ""},
 		{"file:///a.csv", "file:///", "a.csv"},
@@ -36,7 +36,7 @@ func TestSplitBlobURL(t *testing.T) {
 			t.Errorf("splitBlobURL(%q) = %q, %q, %v; want %q, %q", c.in, bucket, key, err, c.bucket, c.key)
 		}
 	}
-	for _, bad := range []string{"s3:///key.csv", "file://relative.csv", "file://data/exports/a.csv"} {
+	for _, bad := range []string{"s3:///key.csv", "file://relative.csv", "file://data/exports/a.csv", "gs://b/run#1.csv"} {
 		if _, _, err := splitBlobURL(bad); err == nil {
 			t.Errorf("splitBlobURL(%q) took it", bad)
 		}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,15 +51,24 @@ func (gcsOpener) OpenBucketURL(ctx context.Context, u *url.URL) (*blob.Bucket, e
 		anonymous = b
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.DisableCompression = true // the bytes as stored: a resume's offsets count those
+	// No Accept-Encoding of the transport's own: objects stored with a Content-Encoding
+	// are refused before any read (Buckets.Open), and a body is never decoded on the way.
+	tr.DisableCompression = true
 	tr.ResponseHeaderTimeout = time.Minute
 	b := &gcsBucket{name: u.Host, base: "https://storage.googleapis.com", client: &http.Client{Transport: tr}, gens: map[string]gcsObject{}}
 	if host := os.Getenv("STORAGE_EMULATOR_HOST"); host != "" {
-		b.base = "http://" + strings.TrimPrefix(host, "http://")
+		// "host:port", or a URL, as Google's own clients take it.
+		if !strings.Contains(host, "://") {
+			host = "http://" + host
+		}
+		b.base = strings.TrimRight(host, "/")
 		anonymous = true
 	}
 	if !anonymous {
-		ts, err := google.DefaultTokenSource(ctx, gcsReadScope)
+		// Token requests go through a client with a timeout: the token source does not
+		// pass a request's context on to them.
+		tokenCtx := context.WithValue(ctx, oauth2.HTTPClient, &http.Client{Transport: tr, Timeout: time.Minute})
+		ts, err := google.DefaultTokenSource(tokenCtx, gcsReadScope)
 		if err != nil {
 			return nil, fmt.Errorf("gs: no Google credentials (GOOGLE_APPLICATION_CREDENTIALS, gcloud's, or the metadata server of GCE and GKE): %w", err)
 		}
@@ -103,7 +113,26 @@ func (e *gcsError) HTTPStatusCode() int { return e.Status }
 var errReadOnly = errors.New("gs: cdpload only reads")
 
 func (b *gcsBucket) objectURL(key string) string {
-	return b.base + "/storage/v1/b/" + url.PathEscape(b.name) + "/o/" + url.PathEscape(key)
+	return b.base + "/storage/v1/b/" + gcsEscape(b.name) + "/o/" + gcsEscape(key)
+}
+
+// gcsEscape percent-encodes every byte of a path segment but the unreserved ones
+// (A-Z a-z 0-9 - . _ ~), as Cloud Storage wants object names: "dt=2026-11-28/a+b.csv"
+// has no character that may stand as it is but letters, digits and "-" and ".".
+func gcsEscape(s string) string {
+	const hex = "0123456789ABCDEF"
+	var out strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' {
+			out.WriteByte(c)
+			continue
+		}
+		out.WriteByte('%')
+		out.WriteByte(hex[c>>4])
+		out.WriteByte(hex[c&15])
+	}
+	return out.String()
 }
 
 // get sends a GET and returns the answer when its status is one of ok.
@@ -115,9 +144,34 @@ func (b *gcsBucket) get(ctx context.Context, rawURL string, header http.Header, 
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	resp, err := b.client.Do(req)
-	if err != nil {
-		return nil, err
+	var resp *http.Response
+	for attempt := 0; ; attempt++ {
+		resp, err = b.client.Do(req)
+		if err != nil {
+			var re *oauth2.RetrieveError
+			if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode < 500 {
+				return nil, &gcsError{Status: re.Response.StatusCode, Message: "getting an access token: " + re.ErrorDescription + " " + re.ErrorCode}
+			}
+		} else if retryable := resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests ||
+			resp.StatusCode >= 500; !retryable {
+			break
+		}
+		// A server failing or the network: again after 0.5 s and 1 s, as Google's clients
+		// retry; then the run stops (exit 1) and the next one resumes.
+		if attempt == 2 || ctx.Err() != nil {
+			if err != nil {
+				return nil, err
+			}
+			break
+		}
+		if resp != nil {
+			resp.Body.Close()
+		}
+		select {
+		case <-time.After(time.Duration(500<<attempt) * time.Millisecond):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	for _, s := range ok {
 		if resp.StatusCode == s {
@@ -177,7 +231,7 @@ func (b *gcsBucket) ListPaged(ctx context.Context, opts *driver.ListOptions) (*d
 		Prefixes      []string    `json:"prefixes"`
 		NextPageToken string      `json:"nextPageToken"`
 	}
-	if err := b.getJSON(ctx, b.base+"/storage/v1/b/"+url.PathEscape(b.name)+"/o?"+q.Encode(), &page); err != nil {
+	if err := b.getJSON(ctx, b.base+"/storage/v1/b/"+gcsEscape(b.name)+"/o?"+q.Encode(), &page); err != nil {
 		return nil, err
 	}
 	out := &driver.ListPage{}
@@ -187,6 +241,7 @@ func (b *gcsBucket) ListPaged(ctx context.Context, opts *driver.ListOptions) (*d
 	for _, p := range page.Prefixes {
 		out.Objects = append(out.Objects, &driver.ListObject{Key: p, IsDir: true})
 	}
+	slices.SortFunc(out.Objects, func(a, b *driver.ListObject) int { return strings.Compare(a.Key, b.Key) })
 	if page.NextPageToken != "" {
 		out.NextPageToken = []byte(page.NextPageToken)
 	}
@@ -216,9 +271,24 @@ func (b *gcsBucket) NewRangeReader(ctx context.Context, key string, offset, leng
 	if err != nil {
 		return nil, err
 	}
+	fail := func(format string, a ...any) (driver.Reader, error) {
+		resp.Body.Close()
+		return nil, fmt.Errorf("Cloud Storage: "+format, a...)
+	}
+	if enc := resp.Header.Get("X-Goog-Stored-Content-Encoding"); enc != "" && enc != "identity" {
+		return fail("the object is stored with Content-Encoding %q and was served decoded: its byte offsets would not hold", enc)
+	}
 	attrs := driver.ReaderAttributes{ContentType: resp.Header.Get("Content-Type"), Size: resp.ContentLength}
-	if total, ok := rangeTotal(resp.Header.Get("Content-Range")); ok {
+	cr := resp.Header.Get("Content-Range")
+	if total, ok := rangeTotal(cr); ok {
 		attrs.Size = total
+	} else if pinned && resp.StatusCode == http.StatusOK {
+		attrs.Size = seen.Size // served whole without a length
+	}
+	// The bytes must start where they were asked for: a whole object in answer to a range
+	// would be read as if it began at offset.
+	if start, _ := rangeStart(cr); h.Get("Range") != "" && (resp.StatusCode != http.StatusPartialContent || start != offset) {
+		return fail("asked for bytes from %d, got HTTP %d with Content-Range %q", offset, resp.StatusCode, cr)
 	}
 	if pinned {
 		attrs.ModTime = seen.Updated
@@ -239,6 +309,9 @@ func (r *gcsReader) Attributes() *driver.ReaderAttributes { return &r.attrs }
 func (r *gcsReader) As(any) bool                          { return false }
 
 func (b *gcsBucket) ErrorCode(err error) gcerrors.ErrorCode {
+	if errors.Is(err, errReadOnly) {
+		return gcerrors.Unimplemented
+	}
 	var ge *gcsError
 	if !errors.As(err, &ge) {
 		return gcerrors.Unknown
