@@ -36,11 +36,12 @@ func IsBlobURL(arg string) bool {
 	return ok && slices.Contains(blobSchemes, strings.ToLower(scheme))
 }
 
-// IsPrefix reports whether a blob URL names the objects under a prefix rather than one
-// object: its path is empty or ends with a slash ("s3://bucket/exports/2026-11-28/").
+// IsPrefix reports whether rawURL names the objects under a prefix in object storage
+// rather than one object: a blob URL whose path is empty or ends with a slash
+// ("s3://bucket/exports/2026-11-28/").
 func IsPrefix(rawURL string) bool {
 	u, err := url.Parse(rawURL)
-	return err == nil && (u.Path == "" || u.Path == "/" || strings.HasSuffix(u.Path, "/"))
+	return err == nil && IsBlobURL(rawURL) && (u.Path == "" || strings.HasSuffix(u.Path, "/"))
 }
 
 // splitBlobURL returns the URL that opens the bucket (with the query, which configures the

@@ -50,7 +50,7 @@ func TestIsBlobURLAndPrefix(t *testing.T) {
 		"gs://b":              {true, true},
 		"azblob://c/":         {true, true},
 		"file:///x/":          {true, true},
-		"https://h/x/":        {false, true},
+		"https://h/x/":        {false, false},
 		"/data/s3://x.csv":    {false, false},
 		"exports/profile.csv": {false, false},
 	} {

@@ -3,52 +3,98 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
-	"cdpload/checkpoint"
-	"cdpload/loader"
 	"cdpload/sink/cdpemu"
 )
 
+// fakeObjects is what a fake object store holds: objects by "bucket/key", and the Range
+// asked for by each read of one. The fakes' handlers hold mu while they serve.
+type fakeObjects struct {
+	mu      sync.Mutex
+	objects map[string][]byte
+	gets    map[string][]string
+}
+
+func (f *fakeObjects) put(bucket, key string, data []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.objects == nil {
+		f.objects = map[string][]byte{}
+	}
+	f.objects[bucket+"/"+key] = data
+}
+
+// read records a read of an object asking for rng. The caller holds mu.
+func (f *fakeObjects) read(bucket, key, rng string) {
+	if f.gets == nil {
+		f.gets = map[string][]string{}
+	}
+	f.gets[bucket+"/"+key] = append(f.gets[bucket+"/"+key], rng)
+}
+
+// ranges returns the Range of each read of an object so far.
+func (f *fakeObjects) ranges(bucket, key string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.gets[bucket+"/"+key])
+}
+
+// list returns the keys in bucket under prefix, in name order, and the "folders" one
+// delimiter deeper, as a listing with a delimiter gives them. The caller holds mu.
+func (f *fakeObjects) list(bucket, prefix, delim string) (keys, folders []string) {
+	for _, k := range slices.Sorted(maps.Keys(f.objects)) {
+		key, ok := strings.CutPrefix(k, bucket+"/")
+		if !ok || !strings.HasPrefix(key, prefix) {
+			continue
+		}
+		if i := strings.Index(key[len(prefix):], delim); delim != "" && i >= 0 {
+			if p := key[:len(prefix)+i+1]; !slices.Contains(folders, p) {
+				folders = append(folders, p)
+			}
+			continue
+		}
+		keys = append(keys, key)
+	}
+	return keys, folders
+}
+
 // fakeS3 is an in-process S3-compatible server on loopback, recording the Range header of
-// each GET of an object.
+// each GET of an object (its objects are gofakes3's).
 type fakeS3 struct {
+	fakeObjects
 	srv     *httptest.Server
 	backend *s3mem.Backend
-	mu      sync.Mutex
-	gets    map[string][]string // object path → Range of each GET
 }
 
 func startFakeS3(t *testing.T, bucket string) *fakeS3 {
 	t.Helper()
-	f := &fakeS3{backend: s3mem.New(), gets: map[string][]string{}}
+	f := &fakeS3{backend: s3mem.New()}
 	if err := f.backend.CreateBucket(bucket); err != nil {
 		t.Fatal(err)
 	}
 	s3 := gofakes3.New(f.backend).Server()
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet {
+			bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 			f.mu.Lock()
-			f.gets[r.URL.Path] = append(f.gets[r.URL.Path], r.Header.Get("Range"))
+			f.read(bucket, key, r.Header.Get("Range"))
 			f.mu.Unlock()
 		}
 		s3.ServeHTTP(w, r)
@@ -57,18 +103,11 @@ func startFakeS3(t *testing.T, bucket string) *fakeS3 {
 	return f
 }
 
-func (f *fakeS3) put(t *testing.T, bucket, key string, data []byte) {
+func (f *fakeS3) putObject(t *testing.T, bucket, key string, data []byte) {
 	t.Helper()
 	if _, err := f.backend.PutObject(bucket, key, map[string]string{}, bytes.NewReader(data), int64(len(data)), nil); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// ranges returns the Range headers of the GETs of an object so far.
-func (f *fakeS3) ranges(bucket, key string) []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.gets["/"+bucket+"/"+key])
 }
 
 // query is the s3:// URL query that points s3blob at the fake server.
@@ -96,125 +135,24 @@ func TestLoadFromS3PrefixResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	s3 := startFakeS3(t, "exports")
-	s3.put(t, "exports", "2026-11-28/profiles.csv", data)
-	s3.put(t, "exports", "2026-11-28/z.jsonl", []byte("{\"customer_id\":\"Z1\",\"tier\":\"gold\"}\n"))
+	s3.putObject(t, "exports", "2026-11-28/profiles.csv", data)
+	s3.putObject(t, "exports", "2026-11-28/z.jsonl", []byte("{\"customer_id\":\"Z1\",\"tier\":\"gold\"}\n"))
 	// Not inputs of the prefix: another name, a hidden file, a deeper folder, another day.
-	s3.put(t, "exports", "2026-11-28/notes.txt", []byte("customer_id\nN1\n"))
-	s3.put(t, "exports", "2026-11-28/.hidden.csv", []byte("customer_id\nH1\n"))
-	s3.put(t, "exports", "2026-11-28/old/a.csv", []byte("customer_id\nO1\n"))
-	s3.put(t, "exports", "2026-11-27/a.csv", []byte("customer_id\nY1\n"))
+	s3.putObject(t, "exports", "2026-11-28/notes.txt", []byte("customer_id\nN1\n"))
+	s3.putObject(t, "exports", "2026-11-28/.hidden.csv", []byte("customer_id\nH1\n"))
+	s3.putObject(t, "exports", "2026-11-28/old/a.csv", []byte("customer_id\nO1\n"))
+	s3.putObject(t, "exports", "2026-11-27/a.csv", []byte("customer_id\nY1\n"))
 	want := map[string]map[string]any{"Z1": {"customer_id": "Z1", "tier": "gold"}}
 	testRemoteResume(t, tf, want, s3Env, "s3://exports/2026-11-28/?"+s3.query(),
 		[]string{"s3://exports/2026-11-28/profiles.csv", "s3://exports/2026-11-28/z.jsonl"},
 		func() []string { return s3.ranges("exports", "2026-11-28/profiles.csv") }, "5ecre7", "AKIAFAKE", "use_path_style")
 }
 
-// testRemoteResume loads input, a URL or an object-storage prefix whose first input is
-// tf's file (profiles.csv), kills the run after 1,000 upserts and resumes it. It checks that the CDP
-// holds tf's profiles and extra, the rejects are exactly tf's bad rows, the resume read
-// profiles.csv from just before the checkpoint's offset (ranges gives the Range header of
-// each read of it so far), the summaries name inputs, and no secret is in any output.
-func testRemoteResume(t *testing.T, tf *testFile, extra map[string]map[string]any, env []string, input string,
-	inputs []string, ranges func() []string, secrets ...string) {
-	t.Helper()
-	dir := t.TempDir()
-	var upserts atomic.Int64
-	emu, apiURL := emulator(t, cdpemu.Config{Latency: time.Millisecond}, func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if strings.HasSuffix(r.URL.Path, "/profiles/upsert") {
-				upserts.Add(1)
-			}
-			next.ServeHTTP(w, r)
-		})
-	})
-	state := filepath.Join(dir, "state")
-	if err := os.Mkdir(state, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	summary := filepath.Join(state, "run.json")
-	args := []string{"load", "--base-url", apiURL, "--workers", "4", "--rate", "0", "--progress", "none",
-		"--state-dir", state, "--summary", summary, input}
-
-	cmd := command(env, args...)
-	var first bytes.Buffer
-	cmd.Stderr = &first
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, time.Minute, "the first upserts", func() bool { return upserts.Load() >= 1000 })
-	cmd.Process.Kill()
-	var ee *exec.ExitError
-	if err := cmd.Wait(); !errors.As(err, &ee) || ee.ExitCode() != -1 {
-		t.Fatalf("the first run ended by itself: %v\n%s", err, first.String())
-	}
-	ckPath := filepath.Join(state, "profiles.csv.cdpload.ckpt")
-	ck, err := checkpoint.Load(ckPath)
-	if err != nil || ck.Done || ck.Watermark == 0 {
-		t.Fatalf("checkpoint after the kill: %+v, %v\n%s", ck, err, first.String())
-	}
-	before := len(ranges())
-
-	res := cdpload(t, env, args...)
-	if res.code != exitRejected {
-		t.Fatalf("the resumed run: exit %d, want %d\n%s", res.code, exitRejected, res.stderr)
-	}
-	want := map[string]map[string]any{}
-	for _, m := range []map[string]map[string]any{tf.want, extra} {
-		for k, v := range m {
-			want[k] = v
-		}
-	}
-	checkState(t, inProcess{emu}, want)
-	checkRejectsAt(t, tf, filepath.Join(state, "profiles.rejects.csv"), header)
-
-	// The resume read the start for the header and the identity, then the bytes from just
-	// before the checkpoint's offset (to check that a line ends there), not the whole object.
-	resumed := ranges()[before:]
-	if want := fmt.Sprintf("bytes=%d-", ck.Offset-1); !slices.Contains(resumed, want) {
-		t.Errorf("the resumed run's reads had ranges %q, want one of %q", resumed, want)
-	}
-
-	fileSummary := summary
-	if len(inputs) > 1 {
-		run := readRunSummary(t, summary)
-		var got []string
-		for _, f := range run.Files {
-			got = append(got, f.Input)
-		}
-		if run.Status != loader.StatusFinished || run.Inputs != len(inputs) || !slices.Equal(got, inputs) {
-			t.Errorf("run summary %+v, want the inputs %q", run, inputs)
-		}
-		fileSummary = filepath.Join(state, "run.profiles.csv.json")
-	}
-	s := readSummary(t, fileSummary)
-	if !s.Resumed || s.Skipped != ck.Watermark || s.Skipped+s.Read != tf.rows || s.Status != loader.StatusFinished || s.Input != inputs[0] {
-		t.Errorf("resumed summary %+v, want a resume of %s after record %d", s, inputs[0], ck.Watermark)
-	}
-
-	leaks := map[string]string{"the first run's log": first.String(), "the resumed run's log": res.stderr + res.stdout}
-	entries, _ := os.ReadDir(state)
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(state, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		leaks[e.Name()] = string(b)
-		leaks["file name "+e.Name()] = e.Name()
-	}
-	for where, text := range leaks {
-		for _, secret := range secrets {
-			if strings.Contains(text, secret) {
-				t.Errorf("%s is in %s", secret, where)
-			}
-		}
-	}
-}
-
 // What object storage refuses or lacks is a configuration error (exit 2) naming the URL;
 // storage that does not answer is exit 1, for the scheduler to retry.
 func TestLoadFromS3Errors(t *testing.T) {
 	s3 := startFakeS3(t, "exports")
-	s3.put(t, "exports", "day/notes.txt", []byte("x\n"))
+	s3.putObject(t, "exports", "day/notes.txt", []byte("x\n"))
 	_, apiURL := emulator(t, cdpemu.Config{}, nil)
 	state := t.TempDir()
 	load := func(input string) result {
@@ -302,36 +240,21 @@ func TestLoadFromFileURL(t *testing.T) {
 // it by STORAGE_EMULATOR_HOST. Objects are updated at a time with milliseconds, as Cloud
 // Storage's are, while a read's Last-Modified has whole seconds.
 type fakeGCS struct {
+	fakeObjects
 	srv     *httptest.Server
 	updated time.Time
-	mu      sync.Mutex
-	objects map[string][]byte   // "bucket/key" → content
-	gets    map[string][]string // "bucket/key" → Range of each read
 }
 
 func startFakeGCS(t *testing.T) *fakeGCS {
 	t.Helper()
-	f := &fakeGCS{updated: time.Date(2026, 11, 28, 2, 0, 0, 123_000_000, time.UTC),
-		objects: map[string][]byte{}, gets: map[string][]string{}}
+	f := &fakeGCS{updated: time.Date(2026, 11, 28, 2, 0, 0, 123_000_000, time.UTC)}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
 	return f
 }
 
-func (f *fakeGCS) put(bucket, key string, data []byte) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.objects[bucket+"/"+key] = data
-}
-
 // host is STORAGE_EMULATOR_HOST's value: host and port, no scheme.
 func (f *fakeGCS) host() string { return strings.TrimPrefix(f.srv.URL, "http://") }
-
-func (f *fakeGCS) ranges(bucket, key string) []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.gets[bucket+"/"+key])
-}
 
 func (f *fakeGCS) meta(bucket, key string, data []byte) map[string]any {
 	return map[string]any{"kind": "storage#object", "bucket": bucket, "name": key, "size": strconv.Itoa(len(data)),
@@ -350,22 +273,12 @@ func (f *fakeGCS) serve(w http.ResponseWriter, r *http.Request) {
 		bucket, rest, _ := strings.Cut(rest, "/")
 		w.Header().Set("Content-Type", "application/json")
 		if rest == "o" { // a listing
-			prefix, delim := r.URL.Query().Get("prefix"), r.URL.Query().Get("delimiter")
-			items, prefixes := []any{}, []string{}
-			for _, k := range slices.Sorted(maps.Keys(f.objects)) {
-				key, ok := strings.CutPrefix(k, bucket+"/")
-				if !ok || !strings.HasPrefix(key, prefix) {
-					continue
-				}
-				if i := strings.Index(key[len(prefix):], delim); delim != "" && i >= 0 {
-					if p := key[:len(prefix)+i+1]; !slices.Contains(prefixes, p) {
-						prefixes = append(prefixes, p)
-					}
-					continue
-				}
-				items = append(items, f.meta(bucket, key, f.objects[k]))
+			keys, folders := f.list(bucket, r.URL.Query().Get("prefix"), r.URL.Query().Get("delimiter"))
+			items := []any{}
+			for _, key := range keys {
+				items = append(items, f.meta(bucket, key, f.objects[bucket+"/"+key]))
 			}
-			json.NewEncoder(w).Encode(map[string]any{"kind": "storage#objects", "items": items, "prefixes": prefixes})
+			json.NewEncoder(w).Encode(map[string]any{"kind": "storage#objects", "items": items, "prefixes": folders})
 			return
 		}
 		key := strings.TrimPrefix(rest, "o/")
@@ -379,7 +292,7 @@ func (f *fakeGCS) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		w.Header().Del("Content-Type")
-		f.gets[bucket+"/"+key] = append(f.gets[bucket+"/"+key], r.Header.Get("Range"))
+		f.read(bucket, key, r.Header.Get("Range"))
 		w.Header().Set("X-Goog-Generation", "1")
 		http.ServeContent(w, r, path.Base(key), f.updated, bytes.NewReader(data))
 		return
@@ -387,7 +300,7 @@ func (f *fakeGCS) serve(w http.ResponseWriter, r *http.Request) {
 	notFound()
 }
 
-// gs:// through gcsblob against a fake Cloud Storage: a prefix in name order, the object's
+// gs:// through cdpload's driver against a fake Cloud Storage: a prefix in name order, the object's
 // metadata (updated with milliseconds) agreeing with its reads (Last-Modified in seconds),
 // and a resume that reads from the checkpoint with a range read.
 func TestLoadFromGCSResumes(t *testing.T) {
@@ -410,34 +323,19 @@ func TestLoadFromGCSResumes(t *testing.T) {
 // properties, a hierarchical listing, ranged reads) at http://host/ACCOUNT/CONTAINER/KEY,
 // the local-emulator layout, checking the SAS token every request carries.
 type fakeAzure struct {
-	srv      *httptest.Server
-	account  string
-	sas      string
-	modified time.Time
-	mu       sync.Mutex
-	objects  map[string][]byte   // "container/key" → content
-	gets     map[string][]string // "container/key" → x-ms-range of each read
+	fakeObjects // by "container/key"; reads record x-ms-range
+	srv         *httptest.Server
+	account     string
+	sas         string
+	modified    time.Time
 }
 
 func startFakeAzure(t *testing.T, account, sas string) *fakeAzure {
 	t.Helper()
-	f := &fakeAzure{account: account, sas: sas, modified: time.Date(2026, 11, 28, 2, 0, 0, 0, time.UTC),
-		objects: map[string][]byte{}, gets: map[string][]string{}}
+	f := &fakeAzure{account: account, sas: sas, modified: time.Date(2026, 11, 28, 2, 0, 0, 0, time.UTC)}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
 	return f
-}
-
-func (f *fakeAzure) put(container, key string, data []byte) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.objects[container+"/"+key] = data
-}
-
-func (f *fakeAzure) ranges(container, key string) []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.gets[container+"/"+key])
 }
 
 func (f *fakeAzure) fail(w http.ResponseWriter, status int, code string) {
@@ -463,23 +361,15 @@ func (f *fakeAzure) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("x-ms-version", "2025-01-05")
 	if r.URL.Query().Get("comp") == "list" {
 		prefix, delim := r.URL.Query().Get("prefix"), r.URL.Query().Get("delimiter")
+		keys, folders := f.list(container, prefix, delim)
 		var blobs, prefixes strings.Builder
-		seen := map[string]bool{}
-		for _, k := range slices.Sorted(maps.Keys(f.objects)) {
-			name, ok := strings.CutPrefix(k, container+"/")
-			if !ok || !strings.HasPrefix(name, prefix) {
-				continue
-			}
-			if i := strings.Index(name[len(prefix):], delim); delim != "" && i >= 0 {
-				if p := name[:len(prefix)+i+1]; !seen[p] {
-					seen[p] = true
-					fmt.Fprintf(&prefixes, "<BlobPrefix><Name>%s</Name></BlobPrefix>", p)
-				}
-				continue
-			}
+		for _, p := range folders {
+			fmt.Fprintf(&prefixes, "<BlobPrefix><Name>%s</Name></BlobPrefix>", p)
+		}
+		for _, name := range keys {
 			fmt.Fprintf(&blobs, "<Blob><Name>%s</Name><Properties><Creation-Time>%s</Creation-Time><Last-Modified>%s</Last-Modified>"+
 				"<Etag>0x8DD1</Etag><Content-Length>%d</Content-Length><BlobType>BlockBlob</BlobType></Properties></Blob>",
-				name, f.modified.Format(http.TimeFormat), f.modified.Format(http.TimeFormat), len(f.objects[k]))
+				name, f.modified.Format(http.TimeFormat), f.modified.Format(http.TimeFormat), len(f.objects[container+"/"+name]))
 		}
 		w.Header().Set("Content-Type", "application/xml")
 		fmt.Fprintf(w, `<?xml version="1.0" encoding="utf-8"?><EnumerationResults ServiceEndpoint="%s/%s/" ContainerName="%s">`+
@@ -501,7 +391,7 @@ func (f *fakeAzure) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rng := r.Header.Get("x-ms-range")
-	f.gets[container+"/"+key] = append(f.gets[container+"/"+key], rng)
+	f.read(container, key, rng)
 	r.Header.Set("Range", rng)
 	http.ServeContent(w, r, path.Base(key), f.modified, bytes.NewReader(data))
 }

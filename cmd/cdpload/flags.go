@@ -240,7 +240,7 @@ func (o *options) resolveShard(getenv func(string) string, shardName, shardsName
 func (o *options) check() error {
 	bad := func(format string, a ...any) error { return &usageError{msg: fmt.Sprintf(format, a...)} }
 	// An object-storage prefix may list several inputs, known only once it is listed.
-	several := len(o.files) > 1 || slices.ContainsFunc(o.files, func(f string) bool { return remote.IsBlobURL(f) && remote.IsPrefix(f) })
+	several := len(o.files) > 1 || slices.ContainsFunc(o.files, remote.IsPrefix)
 	switch {
 	case len(o.files) == 0:
 		return bad("no input file given: cdpload load [flags] FILE... (- is standard input)")
@@ -406,7 +406,7 @@ func (o *options) expandPrefixes(buckets *remote.Buckets) error {
 	var out []string
 	expanded := false
 	for _, f := range o.files {
-		if !remote.IsBlobURL(f) || !remote.IsPrefix(f) {
+		if !remote.IsPrefix(f) {
 			out = append(out, f)
 			continue
 		}

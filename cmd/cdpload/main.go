@@ -40,12 +40,7 @@ func main() {
 	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	// Standard output holds only what cdpload writes there (the summary line of --summary -,
-	// which an orchestrator parses): anything else that would print to it, a cloud SDK's
-	// warning, goes to standard error.
-	stdout := os.Stdout
-	os.Stdout = os.Stderr
-	err := run(os.Args[1:], os.Stdin, stdout, os.Stderr, sigs)
+	err := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, sigs)
 	os.Exit(exitCode(err))
 }
 
