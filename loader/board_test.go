@@ -106,3 +106,25 @@ func TestBoardUnderTheBudget(t *testing.T) {
 		t.Errorf("a row after the last one")
 	}
 }
+
+// BytesDone follows the finished rows, not the bytes read ahead, and scales offsets in a
+// decompressed stream to the compressed file's bytes.
+func TestCountersBytesDone(t *testing.T) {
+	for _, tc := range []struct {
+		read, readEnd, doneEnd, want int64
+	}{
+		{1000, 1000, 250, 250},   // plain: read ahead to the end, a quarter finished
+		{1000, 1000, 1000, 1000}, // all finished
+		{100, 400, 200, 50},      // compressed 4:1, half of what was read finished
+		{100, 400, 400, 100},     // compressed, all finished
+		{64, 0, 0, 0},            // nothing read yet
+	} {
+		var c Counters
+		c.BytesRead.Store(tc.read)
+		c.ReadEnd.Store(tc.readEnd)
+		c.DoneEnd.Store(tc.doneEnd)
+		if got := c.BytesDone(); got != tc.want {
+			t.Errorf("read %d, readEnd %d, doneEnd %d: BytesDone %d, want %d", tc.read, tc.readEnd, tc.doneEnd, got, tc.want)
+		}
+	}
+}

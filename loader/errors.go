@@ -33,6 +33,12 @@ var ErrInterrupted = errors.New("interrupted")
 // ErrLocked is returned (wrapped) when another cdpload holds the checkpoint.
 var ErrLocked = errors.New("checkpoint in use")
 
+// ErrTooManyRejects is returned (wrapped in a *StopError) when more rows than
+// Config.MaxErrors were rejected: the input has a data problem that a retry would only
+// let through another MaxErrors rows of. The checkpoint holds; a person decides when to
+// resume.
+var ErrTooManyRejects = errors.New("too many rejected rows")
+
 // ErrUnauthorized is returned (wrapped) when the API answered 401 or 403: the token is
 // wrong or lacks the write scope, and running again will not help until it is fixed.
 var ErrUnauthorized = errors.New("the API refused the token")

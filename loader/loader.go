@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 
 	"cdpload/loader/mapper"
 	"cdpload/sink"
@@ -74,6 +75,10 @@ type Config struct {
 	// row whose retries are spent while no other row gets through is retried, not rejected.
 	OutageTimeout time.Duration
 	MaxRetryAfter time.Duration // cap on a 429's Retry-After
+	// AmbiguousHold is how long a row waits before its next attempt after one that timed
+	// out or got a gateway's 502 or 504, which the server may still be applying: the
+	// request timeout. Other profiles' rows go on meanwhile.
+	AmbiguousHold time.Duration
 	BackoffBase   time.Duration // first backoff step; doubled per attempt, with full jitter
 	BackoffMax    time.Duration
 
@@ -86,7 +91,9 @@ type Config struct {
 	DrainTimeout       time.Duration
 
 	Counters *Counters // live figures for progress; may be nil
-	Logger   *slog.Logger
+	// aheadBytes is readAheadBytes, smaller in tests.
+	aheadBytes int64
+	Logger     *slog.Logger
 	// LogValues allows profile values (match-key values) in log lines.
 	LogValues bool
 }
@@ -102,6 +109,12 @@ const queueDepth = 16
 // hundred, and a crash re-sends at most a few thousand idempotent upserts.
 const readAhead = 4 * queueDepth
 
+// readAheadBytes bounds the bytes of the rows read and not yet covered by a written
+// checkpoint (each row counted as twice its size: the row as read and its request body),
+// so that wide rows cannot take the memory that readAhead's count of rows allows: 8 MiB
+// is four rows at the API's 1 MiB limit, and thousands of ordinary ones.
+const readAheadBytes = 8 << 20
+
 // max429 bounds the 429 answers one row may get before the run stops as rate-limited
 // beyond reason; the rows left are sent by the next run.
 const max429 = 100
@@ -112,11 +125,20 @@ type job struct {
 	key  string
 	body *[]byte
 	raw  []byte
+	try  tries // its attempts so far, kept while it waits between them
 }
 
-// rowPos is where a row sits in the input, for the watermark and the rejects log.
+// tries is what a row's attempts so far tell the decision on its next one.
+type tries struct {
+	attempts, transient, limited int
+	firstFail, prevFail          time.Time // when its first and latest failed attempts were sent
+}
+
+// rowPos is where a row sits in the input, for the watermark and the rejects log, and
+// the bytes of the read-ahead it holds until a checkpoint covers it.
 type rowPos struct {
 	num, line, end, nextLine int64
+	weight                   int64
 }
 
 // outcome is a finished row: accepted when reject is nil, unless it is another shard's.
@@ -162,6 +184,9 @@ func (c *Config) defaults() {
 	if c.Workers < 1 {
 		c.Workers = 1
 	}
+	if c.aheadBytes <= 0 {
+		c.aheadBytes = readAheadBytes
+	}
 	if c.Counters == nil {
 		c.Counters = &Counters{}
 	}
@@ -180,6 +205,9 @@ func (c *Config) defaults() {
 	if c.OutageTimeout <= 0 {
 		c.OutageTimeout = 10 * time.Minute
 	}
+	if c.AmbiguousHold <= 0 {
+		c.AmbiguousHold = sink.DefaultTimeout
+	}
 	if c.MaxRetryAfter <= 0 {
 		c.MaxRetryAfter = 5 * time.Minute
 	}
@@ -196,6 +224,7 @@ type run struct {
 	mp    *mapper.Mapper
 	rej   *rejectFiles
 	pace  *pacer
+	holds holds         // the profiles with a rejected row: their later rows are held
 	ckpt  *checkpointer // nil for standard input and validation
 	sum   Summary
 	start time.Time
@@ -207,11 +236,13 @@ type run struct {
 	stopWork  context.CancelFunc
 
 	// recorder state; only the recorder goroutine touches it after start.
-	next      int64  // the lowest record number not yet finished
-	mark      rowPos // the last record of the finished prefix: the watermark
-	board     *board
-	budget    chan struct{} // read-ahead units: the reader puts one per row, the recorder takes them back
-	unwritten int           // rows past the watermark of the last checkpoint write
+	next           int64  // the lowest record number not yet finished
+	mark           rowPos // the last record of the finished prefix: the watermark
+	board          *board
+	budget         chan struct{} // read-ahead units: the reader puts one per row, the recorder takes them back
+	bytes          *semaphore.Weighted
+	unwritten      int   // rows past the watermark of the last checkpoint write
+	unwrittenBytes int64 // their weight in bytes
 
 	lastAnswer atomic.Int64   // unix nanoseconds: the latest send time of a request the API answered
 	failedAt   []atomic.Int64 // per worker, unix nanoseconds: when its latest failed request was sent
@@ -240,6 +271,7 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 	defer stopWatch()
 
 	r.budget = make(chan struct{}, cfg.Workers*readAhead)
+	r.bytes = semaphore.NewWeighted(cfg.aheadBytes)
 	r.board = newBoard(cap(r.budget))
 	queues := make([]chan job, cfg.Workers)
 	for i := range queues {
@@ -301,7 +333,13 @@ func (r *run) read(queues []chan job) error {
 		c.Read.Add(1)
 		c.BytesRead.Store(r.in.BytesRead())
 		next := rec.ResumeAt()
-		pos := rowPos{num: rec.Num, line: rec.Line, end: next.Offset, nextLine: next.Line}
+		c.ReadEnd.Store(next.Offset)
+		pos := rowPos{num: rec.Num, line: rec.Line, end: next.Offset, nextLine: next.Line,
+			weight: min(2*int64(len(rec.Raw)), r.cfg.aheadBytes)}
+		// Its bytes too: a row of many bytes waits until the rows before it are written.
+		if err := r.bytes.Acquire(r.halt, pos.weight); err != nil {
+			return nil
+		}
 		if rec.Err != nil {
 			if r.otherShard(pos, "") {
 				continue
@@ -322,11 +360,17 @@ func (r *run) read(queues []chan job) error {
 			if r.otherShard(pos, key) {
 				continue
 			}
+			r.holds.add(key, pos.num)
 			r.post(r.localReject(pos, rec.Raw, key, re.Stage, re.Code, re.Message))
 			continue
 		}
 		if r.otherShard(pos, key) {
 			bodyPool.Put(buf)
+			continue
+		}
+		if first, held := r.holds.behind(key, pos.num); held {
+			bodyPool.Put(buf)
+			r.post(heldReject(pos, rec.Raw, key, first))
 			continue
 		}
 		if r.cfg.Validate {
@@ -370,77 +414,161 @@ func partition(key string, n int) int {
 	return int(h % uint32(n))
 }
 
-// worker sends the rows of its queue one after another. After a halt it leaves the rows
-// still queued unsent: the checkpoint stays below them and the resume sends them.
+// worker sends the rows of its queue one after another. A row that must wait before its
+// next attempt after an ambiguous failure is parked with the rows of its profile behind
+// it, and the worker goes on with other profiles' rows meanwhile. After a halt it leaves
+// the rows still queued or parked unsent: the checkpoint stays below them and the resume
+// sends them.
 func (r *run) worker(id int, q <-chan job) {
 	// A context of the worker's own: each request's timeout context registers with it, not
 	// with r.work, whose lock every worker would otherwise take for every request.
 	work, cancel := context.WithCancel(r.work)
 	defer cancel()
-	for j := range q {
+	var lot parkingLot
+	for {
+		j, ok := r.nextJob(q, &lot)
+		if !ok {
+			return
+		}
 		if r.halt.Err() != nil {
 			bodyPool.Put(j.body)
 			continue
 		}
-		o, ok := r.send(work, id, &j)
+		if first, held := r.holds.behind(j.key, j.pos.num); held {
+			bodyPool.Put(j.body)
+			r.post(heldReject(j.pos, j.raw, j.key, first))
+			continue
+		}
+		o, v := r.send(work, id, j)
+		switch v {
+		case parked:
+			lot.park(j, o.until)
+			continue
+		case finished:
+			if o.reject != nil {
+				r.holds.add(j.key, j.pos.num)
+			}
+			r.post(o.outcome)
+		}
 		bodyPool.Put(j.body)
-		if ok {
-			r.post(o)
+	}
+}
+
+// nextJob returns the worker's next row: a parked profile's whose wait is over, else the
+// next of its queue (a row of a parked profile joins it, in file order). It waits while
+// the lot is full. It returns false once the queue is closed and nothing is parked, or
+// at a halt (the parked rows are dropped then; the queue is still drained by the caller).
+func (r *run) nextJob(q <-chan job, lot *parkingLot) (*job, bool) {
+	for {
+		if r.halt.Err() != nil {
+			lot.drop()
+			if q == nil {
+				return nil, false
+			}
+			j, ok := <-q
+			return &j, ok
+		}
+		now := time.Now()
+		if j := lot.ready(now); j != nil {
+			return j, true
+		}
+		if q == nil && lot.empty() {
+			return nil, false
+		}
+		var wake *time.Timer
+		var woken <-chan time.Time
+		if !lot.empty() {
+			wake = time.NewTimer(lot.earliest().Sub(now))
+			woken = wake.C
+		}
+		in := q
+		if lot.full() {
+			in = nil // wait for a parked row before taking another
+		}
+		var j job
+		ok, took := false, false
+		select {
+		case j, ok = <-in:
+			took = true
+		case <-woken:
+		case <-r.halt.Done():
+		}
+		if wake != nil {
+			wake.Stop()
+		}
+		switch {
+		case !took:
+		case !ok:
+			q = nil
+		case !lot.join(&j):
+			return &j, true
 		}
 	}
 }
 
+// What send did with a row.
+const (
+	finished   = iota // the outcome is the row's: accepted or rejected
+	parked            // the row waits until the outcome's until before its next attempt
+	unfinished        // the run halted or a fatal answer came: the row is left for the resume
+)
+
+// sent is send's outcome: a finished row, or when a parked one may try again.
+type sent struct {
+	outcome
+	until time.Time
+}
+
 // send delivers one row, retrying as its answers allow, its requests under work (the
-// worker's context, which r.work ends). ok is false when the row was left unfinished (the
-// run halted or a fatal answer came).
-func (r *run) send(work context.Context, id int, j *job) (o outcome, ok bool) {
-	cfg, c := r.cfg, r.cfg.Counters
-	attempts, transient, limited := 0, 0, 0
-	var firstFail, prevFail time.Time // when the row's first and latest failed attempts were sent
+// worker's context, which r.work ends). After an ambiguous failure (a timeout, a 502 or
+// 504: the server may still apply the attempt) the row is parked for at least the request
+// timeout, so that its next attempt does not overlap the first.
+func (r *run) send(work context.Context, id int, j *job) (sent, int) {
+	cfg, c, t := r.cfg, r.cfg.Counters, &j.try
 	for {
 		if err := r.pace.wait(r.halt); err != nil {
 			if r.halt.Err() == nil { // not a halt: the row must not be dropped silently
 				r.fatal(fmt.Errorf("pacing: %w", err))
 			}
-			return outcome{}, false
+			return sent{}, unfinished
 		}
-		attempts++
-		if attempts > 1 {
+		t.attempts++
+		if t.attempts > 1 {
 			c.Retries.Add(1)
 		}
 		sentAt := time.Now()
 		res := cfg.Sender.Upsert(work, *j.body)
 		if work.Err() != nil {
-			return outcome{}, false // cut off by the drain timeout or a fatal answer
+			return sent{}, unfinished // cut off by the drain timeout or a fatal answer
 		}
 		var wait time.Duration
 		switch res.Outcome {
 		case sink.Accepted:
 			r.pace.answered(time.Now())
 			r.answered(sentAt)
-			return outcome{pos: j.pos}, true
+			return sent{outcome: outcome{pos: j.pos}}, finished
 		case sink.Rejected:
 			r.pace.answered(time.Now())
 			r.answered(sentAt)
-			return r.sendReject(j, res, attempts), true
+			return sent{outcome: r.sendReject(j, res, t.attempts)}, finished
 		case sink.Fatal:
 			if unauthorized(res.Status, res.Code) {
 				r.fatal(fmt.Errorf("%w: %s", ErrUnauthorized, describe(res)))
 			} else {
 				r.fatal(fmt.Errorf("the API refused the run: %s", describe(res)))
 			}
-			return outcome{}, false
+			return sent{}, unfinished
 		case sink.RateLimited:
 			r.answered(sentAt) // the API is up, only busy
 			c.RateLimited.Add(1)
-			limited++
-			if limited > max429 {
-				r.fatal(fmt.Errorf("the API kept answering 429 for one row (%d times): it is rate limiting beyond reason; run again later", limited))
-				return outcome{}, false
+			t.limited++
+			if t.limited > max429 {
+				r.fatal(fmt.Errorf("the API kept answering 429 for one row (%d times): it is rate limiting beyond reason; run again later", t.limited))
+				return sent{}, unfinished
 			}
 			wait = min(res.RetryAfter, cfg.MaxRetryAfter)
 			if wait <= 0 {
-				wait = sink.Backoff(limited, cfg.BackoffBase, cfg.BackoffMax, jitter())
+				wait = sink.Backoff(t.limited, cfg.BackoffBase, cfg.BackoffMax, jitter())
 			}
 			now := time.Now()
 			r.pace.pause(now, wait)
@@ -450,34 +578,37 @@ func (r *run) send(work context.Context, id int, j *job) (o outcome, ok bool) {
 			}
 			continue // the pause holds every worker, this one included
 		default: // transient
-			transient++
+			t.transient++
 			r.failedAt[id].Store(sentAt.UnixNano())
-			if firstFail.IsZero() {
-				firstFail = sentAt
+			if t.firstFail.IsZero() {
+				t.firstFail = sentAt
 			}
-			if transient > cfg.MaxRetries {
-				switch r.exhausted(id, firstFail, prevFail, res) {
+			if t.transient > cfg.MaxRetries {
+				switch r.exhausted(id, t.firstFail, t.prevFail, res) {
 				case rowFault:
-					return r.sendReject(j, res, attempts), true
+					return sent{outcome: r.sendReject(j, res, t.attempts)}, finished
 				case outageTooLong:
 					r.fatal(fmt.Errorf("the API has answered no request for %s (last: %s); run again to resume when it is back",
 						cfg.OutageTimeout, describe(res)))
-					return outcome{}, false
+					return sent{}, unfinished
 				}
-				if transient == cfg.MaxRetries+1 {
+				if t.transient == cfg.MaxRetries+1 {
 					cfg.Logger.Warn("the API fails every request: waiting for it to recover", "last", describe(res),
 						"outageTimeout", cfg.OutageTimeout.String())
 				}
 			}
-			prevFail = sentAt
-			wait = sink.Backoff(transient, cfg.BackoffBase, cfg.BackoffMax, jitter())
+			t.prevFail = sentAt
+			wait = sink.Backoff(t.transient, cfg.BackoffBase, cfg.BackoffMax, jitter())
+			if res.Ambiguous() {
+				return sent{until: time.Now().Add(max(wait, cfg.AmbiguousHold))}, parked
+			}
 		}
-		t := time.NewTimer(wait)
+		tm := time.NewTimer(wait)
 		select {
 		case <-r.halt.Done():
-			t.Stop()
-			return outcome{}, false
-		case <-t.C:
+			tm.Stop()
+			return sent{}, unfinished
+		case <-tm.C:
 		}
 	}
 }

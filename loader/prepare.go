@@ -108,10 +108,15 @@ func prepare(ctx context.Context, cfg Config) (*run, error) {
 	if err != nil {
 		return r, &ConfigError{Err: err}
 	}
+	if err := r.holds.load(r.rej.logPath, logSize); err != nil {
+		return r, &ConfigError{Err: fmt.Errorf("%w: the resume cannot tell which profiles to hold; run with --restart to load the file again from the start", err)}
+	}
 	r.pace = newPacer(cfg.Rate, cfg.Burst)
 	r.pace.onChange = cfg.Counters.setRateLimit
 	cfg.Counters.setRateLimit(r.pace.limit())
 	cfg.Counters.Watermark.Store(r.mark.num)
+	cfg.Counters.DoneEnd.Store(r.mark.end)
+	cfg.Counters.ReadEnd.Store(r.mark.end)
 	return r, nil
 }
 

@@ -54,7 +54,7 @@ func (r *run) record(finished <-chan struct{}) error {
 			n, err = r.drain()
 		}
 		if err == nil && failed == nil && r.unwritten > 0 {
-			if 2*r.unwritten >= cap(r.budget) {
+			if 2*r.unwritten >= cap(r.budget) || 2*r.unwrittenBytes >= r.cfg.aheadBytes {
 				err = write()
 			} else if later == nil {
 				later = time.After(writeEvery)
@@ -92,40 +92,44 @@ func (r *run) drain() (int, error) {
 	}
 }
 
-// post hands a finished row to the recorder and counts it for the progress.
-func (r *run) post(o outcome) {
-	if o.other {
-		r.cfg.Counters.OtherShards.Add(1)
-	} else if o.reject != nil {
-		r.cfg.Counters.Rejected.Add(1)
-	} else {
-		r.cfg.Counters.Accepted.Add(1)
-	}
-	r.board.post(o)
-}
+// post hands a finished row to the recorder.
+func (r *run) post(o outcome) { r.board.post(o) }
 
 // apply finishes the row at the watermark: its reject is written, the watermark passes it.
+// The counters the progress shows count it from here on, so they never count a row that
+// a crash would send again.
 func (r *run) apply(o outcome) error {
+	c := r.cfg.Counters
 	switch {
 	case o.other:
 		r.sum.OtherShards++
+		c.OtherShards.Add(1)
 	case o.reject == nil:
 		r.sum.Accepted++
+		c.Accepted.Add(1)
 	default:
 		if err := r.rej.write(o.raw, o.reject); err != nil {
 			return err
 		}
+		if o.reject.Stage == StageHeld {
+			r.sum.Held++
+			c.Held.Add(1)
+			break
+		}
 		r.sum.Rejected++
+		c.Rejected.Add(1)
 		r.sum.RejectsByReason[o.reject.Stage+" "+o.reject.Code]++
 		r.logReject(o.reject)
 		if r.cfg.MaxErrors > 0 && r.sum.Rejected > r.cfg.MaxErrors {
-			r.haltCause(&StopError{Err: fmt.Errorf("more than --max-errors %d rows rejected", r.cfg.MaxErrors)})
+			r.haltCause(&StopError{Err: fmt.Errorf("%w: more than %d rows rejected", ErrTooManyRejects, r.cfg.MaxErrors)})
 			r.stopWork()
 		}
 	}
 	r.mark = o.pos
+	c.DoneEnd.Store(o.pos.end)
 	r.next = o.pos.num + 1
 	r.unwritten++
+	r.unwrittenBytes += o.pos.weight
 	return nil
 }
 
@@ -159,7 +163,7 @@ func (r *run) save(done, durable bool) error {
 		return err
 	}
 	if r.ckpt != nil {
-		err := r.ckpt.save(r.mark, r.rej.rowsN, r.rej.logN, r.sum.Accepted, r.sum.Rejected, done, durable)
+		err := r.ckpt.save(r.mark, r.rej.rowsN, r.rej.logN, r.sum.Accepted, r.sum.Rejected+r.sum.Held, done, durable)
 		if err != nil {
 			return err
 		}
@@ -167,6 +171,10 @@ func (r *run) save(done, durable bool) error {
 	}
 	for ; r.unwritten > 0; r.unwritten-- {
 		<-r.budget // the checkpoint covers these rows now: the reader may read as many more
+	}
+	if r.unwrittenBytes > 0 {
+		r.bytes.Release(r.unwrittenBytes)
+		r.unwrittenBytes = 0
 	}
 	return nil
 }
@@ -207,12 +215,12 @@ func (r *run) finish() (*Summary, error) {
 	}
 	s := &r.sum
 	s.Read = r.cfg.Counters.Read.Load()
-	s.Unfinished = s.Read - s.Accepted - s.Rejected - s.OtherShards
+	s.Unfinished = s.Read - s.Accepted - s.Rejected - s.Held - s.OtherShards
 	s.Retries = r.cfg.Counters.Retries.Load()
 	s.RateLimited = r.cfg.Counters.RateLimited.Load()
 	s.Seconds = time.Since(r.start).Seconds()
 	if s.Seconds > 0 {
-		s.RowsPerSecond = float64(s.Accepted+s.Rejected) / s.Seconds
+		s.RowsPerSecond = float64(s.Accepted+s.Rejected+s.Held) / s.Seconds
 	}
 	if r.ckpt != nil {
 		s.TotalAccepted = r.ckpt.state.Accepted

@@ -17,12 +17,15 @@ type Reject struct {
 	Row           int64  `json:"row"`
 	Line          int64  `json:"line"`
 	Key           string `json:"key"`
-	Stage         string `json:"stage"`  // parse, map, validate or send
+	Stage         string `json:"stage"`  // parse, map, validate, send or held
 	Status        int    `json:"status"` // HTTP status; 0 when no request was made
 	Code          string `json:"code"`
 	Message       string `json:"message"`
 	CorrelationID string `json:"correlationId"`
 	Attempts      int    `json:"attempts"`
+	// Behind is, for a held row, the record number of the rejected row of the same
+	// profile that it waits behind.
+	Behind int64 `json:"behind,omitempty"`
 	// Bytes is the row's size in the rejects file, its line terminator included, by which
 	// merge-rejects cuts the file into rows.
 	Bytes int64 `json:"bytes"`

@@ -141,12 +141,12 @@ func TestShardsSplitTheInput(t *testing.T) {
 	var rejects []string
 	for i := range shards {
 		sum, s := run(Shard{Index: i, Count: shards}, split)
-		if sum.Read != rows || sum.Accepted+sum.Rejected+sum.OtherShards != rows || sum.Unfinished != 0 ||
+		if sum.Read != rows || sum.Accepted+sum.Rejected+sum.Held+sum.OtherShards != rows || sum.Unfinished != 0 ||
 			sum.Shard != fmt.Sprintf("%d/%d", i, shards) || sum.Status != StatusFinished {
 			t.Errorf("shard %d summary %+v", i, sum)
 		}
 		accepted += sum.Accepted
-		rejected += sum.Rejected
+		rejected += sum.Rejected + sum.Held
 		for key := range s.sent {
 			if prev, ok := owner[key]; ok {
 				t.Errorf("key %s sent by shards %d and %d", key, prev, i)
@@ -166,21 +166,21 @@ func TestShardsSplitTheInput(t *testing.T) {
 		r := filepath.Join(split, fmt.Sprintf("p.%d-of-%d.rejects.csv", i, shards))
 		if _, err := os.Stat(r); err == nil {
 			rejects = append(rejects, r)
-		} else if sum.Rejected > 0 {
+		} else if sum.Rejected+sum.Held > 0 {
 			t.Errorf("shard %d rejected %d rows but wrote no %s: %v", i, sum.Rejected, r, err)
 		}
 	}
 	if len(owner) != len(allSent.sent) {
 		t.Errorf("the shards sent %d keys, one process %d", len(owner), len(allSent.sent))
 	}
-	if accepted != all.Accepted || rejected != all.Rejected {
-		t.Errorf("shards accepted %d and rejected %d, one process %d and %d", accepted, rejected, all.Accepted, all.Rejected)
+	if accepted != all.Accepted || rejected != all.Rejected+all.Held {
+		t.Errorf("shards accepted %d and rejected %d, one process %d and %d", accepted, rejected, all.Accepted, all.Rejected+all.Held)
 	}
 
 	merged := filepath.Join(split, "merged.csv")
 	n, err := MergeRejects(merged, rejects)
-	if err != nil || n != all.Rejected {
-		t.Fatalf("MergeRejects: %d rows, %v; want %d", n, err, all.Rejected)
+	if err != nil || n != all.Rejected+all.Held {
+		t.Fatalf("MergeRejects: %d rows, %v; want %d", n, err, all.Rejected+all.Held)
 	}
 	for _, suffix := range []string{"", ".log.jsonl"} {
 		want, err := os.ReadFile(filepath.Join(whole, "p.rejects.csv"+suffix))

@@ -37,7 +37,10 @@ type Summary struct {
 	Skipped  int64 `json:"skipped"`  // records finished by earlier runs of this checkpoint
 	Read     int64 `json:"read"`     // records read by this run
 	Accepted int64 `json:"accepted"` // of those, accepted (validating: would be sent)
-	Rejected int64 `json:"rejected"` // of those, written to the rejects
+	Rejected int64 `json:"rejected"` // of those, written to the rejects for a fault of their own
+	// Held counts the rows written to the rejects unsent, behind an earlier rejected row
+	// of the same profile, so that the rejects re-fed in file order cannot roll it back.
+	Held int64 `json:"held"`
 	// OtherShards counts the rows read that belong to the other shards of a split input.
 	OtherShards int64 `json:"otherShards,omitempty"`
 	Unfinished  int64 `json:"unfinished"` // of those, left for the next run
@@ -50,6 +53,7 @@ type Summary struct {
 	RowsPerSecond float64 `json:"rowsPerSecond"`
 
 	TotalAccepted int64 `json:"totalAccepted"` // over every run of this checkpoint
+	// TotalRejected counts the rows in the rejects over every run, held ones included.
 	TotalRejected int64 `json:"totalRejected"`
 }
 
@@ -77,6 +81,9 @@ func (s *Summary) WriteText(w io.Writer) {
 		fmt.Fprintf(&b, "  shard %s: the other shards' rows are left to them\n", s.Shard)
 	}
 	fmt.Fprintf(&b, "  rows read %d, %s %d, rejected %d", s.Read, accepted, s.Accepted, s.Rejected)
+	if s.Held > 0 {
+		fmt.Fprintf(&b, ", held behind a rejected row of their profile %d", s.Held)
+	}
 	if s.Shard != "" {
 		fmt.Fprintf(&b, ", other shards %d", s.OtherShards)
 	}
@@ -96,7 +103,7 @@ func (s *Summary) WriteText(w io.Writer) {
 		fmt.Fprintf(&b, "  retries %d, 429 answers %d\n", s.Retries, s.RateLimited)
 	}
 	fmt.Fprintf(&b, "  %.1fs, %.0f rows/s\n", s.Seconds, s.RowsPerSecond)
-	if s.Rejected > 0 {
+	if s.Rejected+s.Held > 0 {
 		fmt.Fprintf(&b, "  rejected rows: %s (why: %s)\n", s.Rejects, s.RejectsLog)
 	}
 	if s.Error != "" {
@@ -108,18 +115,18 @@ func (s *Summary) WriteText(w io.Writer) {
 // Log writes the summary as one log record, for logs read by machines.
 func (s *Summary) Log(logger *slog.Logger) {
 	level := slog.LevelInfo
-	if s.Status == StatusStopped || s.Status == StatusInterrupted || s.Rejected > 0 {
+	if s.Status == StatusStopped || s.Status == StatusInterrupted || s.Rejected+s.Held > 0 {
 		level = slog.LevelWarn
 	}
 	attrs := []slog.Attr{
 		slog.String("input", s.Input), slog.String("status", s.Status),
 		slog.Int64("skipped", s.Skipped), slog.Int64("read", s.Read), slog.Int64("accepted", s.Accepted),
-		slog.Int64("rejected", s.Rejected), slog.Int64("otherShards", s.OtherShards), slog.Int64("unfinished", s.Unfinished),
+		slog.Int64("rejected", s.Rejected), slog.Int64("held", s.Held), slog.Int64("otherShards", s.OtherShards), slog.Int64("unfinished", s.Unfinished),
 		slog.Any("rejectsByReason", s.RejectsByReason), slog.Int64("retries", s.Retries),
 		slog.Int64("rateLimited", s.RateLimited), slog.Float64("seconds", s.Seconds),
 		slog.Float64("rowsPerSecond", s.RowsPerSecond),
 	}
-	if s.Rejected > 0 {
+	if s.Rejected+s.Held > 0 {
 		attrs = append(attrs, slog.String("rejects", s.Rejects), slog.String("rejectsLog", s.RejectsLog))
 	}
 	if s.Error != "" {

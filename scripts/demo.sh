@@ -35,11 +35,11 @@ get() {
 echo "== cdpemu is listening on $url"
 echo
 echo "== 1. cdpload load $work/profiles.csv (300 profiles, a few updated twice, 7 deliberately bad rows)"
-bin/cdpload load --base-url "$url" --progress bar --rate 500 --workers 8 "$work/profiles.csv"
+bin/cdpload load --base-url "$url" --rate 500 --workers 8 "$work/profiles.csv"
 echo "   exit code $? (3: finished, some rows rejected)"
 echo
 echo "== 2. cdpload load --mapping examples/mapping.yaml $work/crm_export.csv (a CRM export with its own headers)"
-bin/cdpload load --base-url "$url" --progress bar --rate 500 --mapping examples/mapping.yaml "$work/crm_export.csv"
+bin/cdpload load --base-url "$url" --rate 500 --mapping examples/mapping.yaml "$work/crm_export.csv"
 echo "   exit code $?"
 echo
 echo "== 3. a second run of the first file: the checkpoint says it is done"

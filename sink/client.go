@@ -149,10 +149,10 @@ func New(cfg Config) (*Client, error) {
 	}
 	upsertHeader := getHeader.Clone()
 	upsertHeader.Set("Content-Type", "application/json")
-	// Upserts are idempotent (the contract says so). Present but empty, this header is not
-	// sent; it lets net/http resend a request whose reused keep-alive connection turned out
-	// to be closed by the server before it was written.
-	upsertHeader["X-Idempotency-Key"] = nil
+	// No Idempotency-Key header, not even an empty one: with it, net/http re-sends a POST
+	// by itself after a reset on a reused connection, at once, past the rate limiter and
+	// the retry count, while the first may still be applying. Without it, net/http re-sends
+	// only a request it never wrote, and every other attempt is the loader's.
 	return &Client{
 		hc:           hc,
 		base:         base,

@@ -391,7 +391,7 @@ func stallKillResume(t *testing.T, tf *testFile, header string, heldRow int64, h
 func unfinished(t *testing.T, tf *testFile, url string) (string, *checkpoint.State) {
 	t.Helper()
 	res := cdpload(t, nil, "load", "--base-url", url, "--progress", "none", "--rate", "0", "--max-errors", "2", tf.path)
-	if res.code != exitStopped {
+	if res.code != exitTooMany {
 		t.Fatalf("--max-errors run: exit %d\n%s", res.code, res.stderr)
 	}
 	ckpt := tf.path + ".cdpload.ckpt"
@@ -686,8 +686,8 @@ func TestShSIGTERM(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if s.Status != "interrupted" || ck.Done || s.Read != s.Accepted+s.Rejected+s.Unfinished ||
-				ck.Watermark != s.Skipped+s.Accepted+s.Rejected || ck.Accepted != s.TotalAccepted || ck.Rejected != s.TotalRejected {
+			if s.Status != "interrupted" || ck.Done || s.Read != s.Accepted+s.Rejected+s.Held+s.Unfinished ||
+				ck.Watermark != s.Skipped+s.Accepted+s.Rejected+s.Held || ck.Accepted != s.TotalAccepted || ck.Rejected != s.TotalRejected {
 				t.Errorf("after SIGTERM: summary %+v\ncheckpoint %+v", s, ck)
 			}
 

@@ -235,7 +235,9 @@ func TestOutageTimeoutAndPoisonRow(t *testing.T) {
 	})
 	down.Store(true)
 	args := []string{"load", "--base-url", url, "--workers", "4", "--rate", "0", "--progress", "none",
-		"--max-retries", "2", "--outage-timeout", "2s", tf.path}
+		"--max-retries", "2", "--outage-timeout", "2s", "--timeout", "1s", tf.path}
+	// A 502 may be applied later: a row's next attempt waits --timeout, so the outage is
+	// noticed after --max-retries of those waits.
 	start := time.Now()
 	res := cdpload(t, nil, args...)
 	if res.code != exitStopped || !strings.Contains(res.stderr, "answered no request") {

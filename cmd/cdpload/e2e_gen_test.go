@@ -33,6 +33,7 @@ func writeJSONLGz(t *testing.T, dir string, n int) *testFile {
 	var plain bytes.Buffer
 	tiers := []string{"bronze", "silver", "gold", "platinum"}
 	var ids []string
+	blocked := map[string]bool{} // profiles with a rejected record: their later ones are held
 	for i := 1; i <= n; i++ {
 		id := fmt.Sprintf("C%06d", i)
 		var ms []jsonlMember
@@ -108,13 +109,19 @@ func writeJSONLGz(t *testing.T, dir string, n int) *testFile {
 			plain.WriteString("  \n") // a blank line is not a record
 		}
 		tf.rows++
+		key, _ := ms[0].v.(string)
+		if bad == "" && blocked[key] {
+			bad = "held" // behind an earlier rejected record of its profile
+		}
 		if bad != "" {
 			tf.bad[int64(i)] = bad
 			tf.badRaw = append(tf.badRaw, line)
+			if bad == "bad_value" { // rejected by the mapper, its key known
+				blocked[key] = true
+			}
 			continue
 		}
 		tf.accepted++
-		key, _ := ms[0].v.(string)
 		p := tf.want[key]
 		if p == nil {
 			p = map[string]any{}

@@ -116,9 +116,20 @@ type testFile struct {
 
 var testColumns = []string{"customer_id", "email", "first_name", "tier", "orders_count", "lifetime_value", "opted_in", "last_order_at", "birth_date"}
 
+// held counts the rows the loader must hold behind an earlier rejected row of their profile.
+func (tf *testFile) held() int {
+	n := 0
+	for _, code := range tf.bad {
+		if code == "held" {
+			n++
+		}
+	}
+	return n
+}
+
 // writeCSV generates n records: new profiles, updates of a profile a few lines after it
 // (the later row must win), empty cells (the field must stay unchanged), and deliberately
-// bad rows of each local kind.
+// bad rows of each local kind; the rows of a profile after its rejected row are held.
 func writeCSV(t *testing.T, dir string, n int) *testFile {
 	t.Helper()
 	tf := &testFile{path: filepath.Join(dir, "profiles.csv"), want: map[string]map[string]any{}, bad: map[int64]string{}}
@@ -128,6 +139,7 @@ func writeCSV(t *testing.T, dir string, n int) *testFile {
 	w.Flush()
 	tiers := []string{"bronze", "silver", "gold", "platinum"}
 	var ids []string
+	blocked := map[string]bool{} // profiles with a rejected row: their later rows are held
 	for i := 1; i <= n; i++ {
 		num := int64(i)
 		id := fmt.Sprintf("C%06d", i)
@@ -177,9 +189,16 @@ func writeCSV(t *testing.T, dir string, n int) *testFile {
 			w.Flush()
 		}
 		tf.rows++
+		key := cells["customer_id"]
+		if bad == "" && blocked[key] {
+			bad = "held" // behind an earlier rejected row of its profile
+		}
 		if bad != "" {
 			tf.bad[num] = bad
 			tf.badRaw = append(tf.badRaw, string(buf.Bytes()[start:]))
+			if bad == "bad_value" { // rejected by the mapper, its key known
+				blocked[key] = true
+			}
 			continue
 		}
 		tf.accepted++

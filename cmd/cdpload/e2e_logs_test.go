@@ -73,7 +73,7 @@ func TestTokenNeverWritten(t *testing.T) {
 		{"load", "--base-url", url, "--rate", "0", "--restart", "--max-errors", "1", tf.path},
 	} {
 		res := cdpload(t, []string{"CDP_TOKEN=", "CDPLOAD_TOKEN_FILE=" + tokenFile}, args...)
-		if res.code != exitRejected && res.code != exitStopped {
+		if res.code != exitRejected && res.code != exitTooMany {
 			t.Fatalf("%v: exit %d\n%s", args, res.code, res.stderr)
 		}
 		outputs = append(outputs, res.stdout, res.stderr)

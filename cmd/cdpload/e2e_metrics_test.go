@@ -39,7 +39,7 @@ func TestSummaryOnStdout(t *testing.T) {
 		t.Fatalf("%d summary lines, want 1", len(sums))
 	}
 	if s := sums[0]; s.Input != tf.path || s.Status != loader.StatusFinished || s.Read != tf.rows ||
-		s.Accepted != tf.accepted || s.Rejected != int64(len(tf.bad)) || s.Unfinished != 0 {
+		s.Accepted != tf.accepted || s.Rejected+s.Held != int64(len(tf.bad)) || s.Unfinished != 0 {
 		t.Errorf("summary %+v; want %s finished, read %d accepted %d rejected %d", s, tf.path, tf.rows, tf.accepted, len(tf.bad))
 	}
 	if !strings.Contains(res.stderr, "cdpload load "+tf.path+": finished") {
@@ -296,7 +296,8 @@ func TestMetricsEndpoint(t *testing.T) {
 	got := parseMetrics(t, string(body))
 	wantMetrics(t, "during the second file", got, map[string]float64{
 		`cdpload_rows_total{outcome="accepted"}`:               float64(tf.accepted),
-		`cdpload_rows_total{outcome="rejected"}`:               float64(len(tf.bad)),
+		`cdpload_rows_total{outcome="rejected"}`:               float64(len(tf.bad) - tf.held()),
+		`cdpload_rows_total{outcome="held"}`:                   float64(tf.held()),
 		`cdpload_requests_total{status="200"}`:                 float64(tf.accepted),
 		`cdpload_request_duration_seconds_count`:               float64(tf.accepted),
 		`cdpload_retries_total`:                                0,
@@ -328,7 +329,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	if s := summaryLines(t, lines[0]); len(s) != 1 || s[0].Input != gated || s[0].Accepted != 20 {
 		t.Errorf("after the first summary line, standard output is %q", rest)
 	}
-	if run := runSummaryLine(t, lines[1]); run.Inputs != 2 || run.Accepted != 600 || len(run.Files) != 2 {
+	if run := runSummaryLine(t, lines[1]); run.Inputs != 2 || run.Accepted != tf.accepted+20 || len(run.Files) != 2 {
 		t.Errorf("run summary %+v", run)
 	}
 	if _, err := http.Get("http://" + addr + "/metrics"); err == nil {
@@ -413,7 +414,8 @@ func TestPushgateway(t *testing.T) {
 	}
 	wantMetrics(t, "pushed", p.metrics, map[string]float64{
 		`cdpload_rows_total{outcome="accepted"}`:               float64(tf.accepted),
-		`cdpload_rows_total{outcome="rejected"}`:               float64(len(tf.bad)),
+		`cdpload_rows_total{outcome="rejected"}`:               float64(len(tf.bad) - tf.held()),
+		`cdpload_rows_total{outcome="held"}`:                   float64(tf.held()),
 		`cdpload_rows_read_total`:                              float64(tf.rows),
 		`cdpload_requests_total{status="200"}`:                 float64(tf.accepted),
 		`cdpload_request_duration_seconds_count`:               float64(tf.accepted),

@@ -78,7 +78,7 @@ func TestPID1SIGTERM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Status != "interrupted" || ck.Done || ck.Watermark != s.Accepted+s.Rejected || ck.Watermark == 0 {
+	if s.Status != "interrupted" || ck.Done || ck.Watermark != s.Accepted+s.Rejected+s.Held || ck.Watermark == 0 {
 		t.Errorf("after SIGTERM: summary %+v\ncheckpoint %+v", s, ck)
 	}
 	res := cdpload(t, nil, args...)

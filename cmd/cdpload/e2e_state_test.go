@@ -58,7 +58,7 @@ func TestCheckpointRefusals(t *testing.T) {
 
 	// --max-errors stops the run early and leaves an unfinished checkpoint.
 	res := cdpload(t, nil, append(base, "--max-errors", "2", tf.path)...)
-	if res.code != exitStopped || !strings.Contains(res.stderr, "--max-errors") {
+	if res.code != exitTooMany || !strings.Contains(res.stderr, "--max-errors") {
 		t.Fatalf("max-errors: exit %d\n%s", res.code, res.stderr)
 	}
 	ck, err := checkpoint.Load(ckpt)
@@ -173,14 +173,14 @@ func TestSeveralFilesAndStdin(t *testing.T) {
 
 // The exit code speaks for the whole file: a resumed run that rejects nothing more still
 // exits 3 when earlier runs rejected rows; --max-errors exceeded on the last rows is a stop
-// (exit 1), and the rerun finishes the file with exit 3.
+// (exit 5), and the rerun finishes the file with exit 3.
 func TestExitCodesAcrossRuns(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "p.csv")
 	os.WriteFile(path, []byte("customer_id,orders_count\nA1,1\nA2,x\nA3,y\nA4,4\nA5,5\n"), 0o644)
 	emu, url := emulator(t, cdpemu.Config{}, nil)
 	base := []string{"load", "--base-url", url, "--progress", "none", "--rate", "0"}
-	if res := cdpload(t, nil, append(base, "--max-errors", "1", path)...); res.code != exitStopped {
+	if res := cdpload(t, nil, append(base, "--max-errors", "1", path)...); res.code != exitTooMany {
 		t.Fatalf("--max-errors 1: exit %d\n%s", res.code, res.stderr)
 	}
 	if res := cdpload(t, nil, append(base, path)...); res.code != exitRejected {
@@ -192,7 +192,7 @@ func TestExitCodesAcrossRuns(t *testing.T) {
 
 	last := filepath.Join(dir, "last.csv")
 	os.WriteFile(last, []byte("customer_id,orders_count\nL1,1\nL2,x\nL3,y\n"), 0o644)
-	if res := cdpload(t, nil, append(base, "--max-errors", "1", last)...); res.code != exitStopped {
+	if res := cdpload(t, nil, append(base, "--max-errors", "1", last)...); res.code != exitTooMany {
 		t.Fatalf("--max-errors on the last rows: exit %d\n%s", res.code, res.stderr)
 	}
 	if res := cdpload(t, nil, append(base, last)...); res.code != exitRejected {

@@ -38,7 +38,7 @@ func TestLoadCSVEndToEnd(t *testing.T) {
 		t.Errorf("%d upserts of one profile were in flight at once", st.ConcurrentSameProfile)
 	}
 	s := readSummary(t, summary)
-	if s.Read != tf.rows || s.Accepted != tf.accepted || s.Rejected != int64(len(tf.bad)) || s.Unfinished != 0 {
+	if s.Read != tf.rows || s.Accepted != tf.accepted || s.Rejected+s.Held != int64(len(tf.bad)) || s.Unfinished != 0 {
 		t.Errorf("summary read %d accepted %d rejected %d unfinished %d; want %d %d %d 0",
 			s.Read, s.Accepted, s.Rejected, s.Unfinished, tf.rows, tf.accepted, len(tf.bad))
 	}
@@ -254,7 +254,7 @@ func TestSIGTERMThenResume(t *testing.T) {
 		t.Fatalf("exit %d after SIGTERM, want 143", code)
 	}
 	s := readSummary(t, summary)
-	if s.Status != "interrupted" || s.Read != s.Accepted+s.Rejected+s.Unfinished {
+	if s.Status != "interrupted" || s.Read != s.Accepted+s.Rejected+s.Held+s.Unfinished {
 		t.Fatalf("summary after SIGTERM: %+v", s)
 	}
 	res := cdpload(t, nil, args...)
@@ -324,7 +324,7 @@ func TestValidate(t *testing.T) {
 		t.Fatalf("exit %d\n%s", res.code, res.stderr)
 	}
 	s := readSummary(t, summary)
-	if s.Accepted != tf.accepted || s.Rejected != int64(len(tf.bad)) {
+	if s.Accepted != tf.accepted || s.Rejected+s.Held != int64(len(tf.bad)) {
 		t.Errorf("validate: valid %d rejected %d, want %d %d", s.Accepted, s.Rejected, tf.accepted, len(tf.bad))
 	}
 	data, _ := os.ReadFile(filepath.Join(dir, "profiles.validate.rejects.csv"))

@@ -99,7 +99,7 @@ func newFlagSet(cmd string, o *options, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&o.checkpointInterval, "checkpoint-interval", time.Second, "how often the checkpoint is synced to disk (between syncs it is written every few ms of progress), e.g. --checkpoint-interval 5s")
 	fs.BoolVar(&o.restart, "restart", false, "ignore an existing checkpoint and start from the first row, e.g. --restart after fixing a mapping")
 	fs.StringVar(&o.rejects, "rejects", "", "rejects file; its log is PATH.log.jsonl (default: <state-dir>/<stem>.rejects.<ext>; one input only), e.g. --rejects /state/bad.csv")
-	fs.Int64Var(&o.maxErrors, "max-errors", 0, "stop the run when more than this many rows are rejected; 0 is no limit, e.g. --max-errors 1000")
+	fs.Int64Var(&o.maxErrors, "max-errors", 0, "stop the run (exit 5) when more than this many rows are rejected for a fault of their own (held rows do not count); 0 is no limit, e.g. --max-errors 1000")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 20*time.Second, "on SIGINT/SIGTERM, how long in-flight requests may finish, e.g. --drain-timeout 10s")
 	fs.StringVar(&o.progress, "progress", "auto", "auto (a bar on a terminal, else a log line every 10s), bar, log or none, e.g. --progress log")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format on standard error: text or json, e.g. --log-format json")

@@ -331,7 +331,8 @@ func checkCronJob(t *testing.T, cj *batchv1.CronJob, found []cdploadContainer) {
 		t.Errorf("container %s: securityContext.readOnlyRootFilesystem should be true: cdpload writes only to --state-dir", c.Name)
 	}
 
-	// Exit 2 (configuration) and 4 (the token) fail the Job at once: a retry would fail alike.
+	// Exit 2 (configuration), 4 (the token) and 5 (too many rejects: the data) fail the Job at
+	// once: a retry would fail alike, or let more bad rows through.
 	failJob := map[int32]bool{}
 	if job.PodFailurePolicy != nil {
 		for _, r := range job.PodFailurePolicy.Rules {
@@ -345,7 +346,7 @@ func checkCronJob(t *testing.T, cj *batchv1.CronJob, found []cdploadContainer) {
 			}
 		}
 	}
-	for _, code := range []int32{exitUsage, exitAuth} {
+	for _, code := range []int32{exitUsage, exitAuth, exitTooMany} {
 		if !failJob[code] {
 			t.Errorf("podFailurePolicy: no FailJob rule with onExitCodes {containerName: %s, operator: In} for exit %d", c.Name, code)
 		}
@@ -526,7 +527,7 @@ func exitCodes(t *testing.T) map[int32]string {
 			}
 		}
 	}
-	for _, want := range []int32{exitOK, exitStopped, exitUsage, exitRejected, exitAuth, exitInterrupt, exitTerminated} {
+	for _, want := range []int32{exitOK, exitStopped, exitUsage, exitRejected, exitAuth, exitTooMany, exitInterrupt, exitTerminated} {
 		if _, ok := codes[want]; !ok {
 			t.Fatalf("exitCodes read %v from main.go, without %d", codes, want)
 		}

@@ -217,8 +217,11 @@ func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer
 				}
 			}
 			// A resumed file that finishes counts the rows its earlier runs rejected too.
-			rejected = rejected || sum.Rejected > 0 ||
+			rejected = rejected || sum.Rejected+sum.Held > 0 ||
 				(sum.Status == loader.StatusFinished && sum.TotalRejected > 0)
+		}
+		if errors.Is(err, loader.ErrTooManyRejects) {
+			return fmt.Errorf("%w; --max-errors stopped the run: look at the rejects and the input, then run again to resume", err)
 		}
 		if err != nil {
 			return interrupted(err)
@@ -344,6 +347,7 @@ func (o *options) setup(validate bool, logger *slog.Logger) (loader.Config, erro
 		Burst:              o.burst,
 		MaxRetries:         o.maxRetries,
 		MaxRetryAfter:      o.maxRetryAfter,
+		AmbiguousHold:      o.timeout,
 		OutageTimeout:      o.outageTimeout,
 		StateDir:           o.stateDir,
 		Checkpoint:         o.checkpoint,

@@ -21,10 +21,11 @@ var version = "dev"
 // Exit codes; the README and --help list them.
 const (
 	exitOK         = 0
-	exitStopped    = 1 // stopped early: fatal API answer, --max-errors, unreachable server
+	exitStopped    = 1 // stopped early: fatal API answer, unreachable server: a retry resumes
 	exitUsage      = 2 // usage or configuration error: fix and run again
 	exitRejected   = 3 // finished, and some rows are in the rejects
 	exitAuth       = 4 // the API refused the token (401/403): fix it, retrying will not help
+	exitTooMany    = 5 // --max-errors: a data problem; a retry would only reject more rows
 	exitInterrupt  = 130
 	exitTerminated = 143
 )
@@ -34,9 +35,18 @@ const (
 // garbage: collecting a fifth as often saves CPU for requests for a few MiB of memory.
 const gcPercent = 400
 
+// memoryLimit is the runtime's soft memory limit unless GOMEMLIMIT sets one. Ordinary rows
+// keep the heap far below it; rows near the API's 1 MiB limit leave several copies of
+// themselves as garbage, which GOGC=400 would let grow past a small container's memory:
+// near the limit the collector runs sooner instead.
+const memoryLimit = 40 << 20
+
 func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit)
 	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
@@ -84,6 +94,8 @@ func exitCode(err error) int {
 		return exitRejected
 	case errors.Is(err, loader.ErrUnauthorized):
 		return exitAuth
+	case errors.Is(err, loader.ErrTooManyRejects):
+		return exitTooMany
 	default:
 		return exitStopped
 	}
@@ -142,11 +154,13 @@ Run 'cdpload load --help' for the flags.
 
 Exit codes:
   0    every row accepted (or the checkpoint says the file was loaded already)
-  1    the run stopped early: --max-errors, the API failing every request for
-       --outage-timeout, a fatal answer (404, a redirect), or another cdpload holds the
-       checkpoint; run again to resume
+  1    the run stopped early: the API failing every request for --outage-timeout, a
+       fatal answer (404, a redirect), or another cdpload holds the checkpoint; run
+       again to resume
   2    usage or configuration error: fix it, nothing was sent
   3    the run finished and some rows are in the rejects
   4    the API refused the token (401/403): fix it, then run again to resume
+  5    more rows than --max-errors were rejected: look at the rejects and the input
+       before a person runs it again to resume; a scheduler should not retry
   130  interrupted by SIGINT; 143 by SIGTERM: run again to resume
 `

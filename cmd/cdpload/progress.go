@@ -87,7 +87,7 @@ func showBar(w io.Writer, size int64, c *loader.Counters, done <-chan struct{}) 
 	defer tick.Stop()
 	update := func() {
 		bar.Describe(describe(c, time.Since(start)))
-		bar.Set64(c.BytesRead.Load())
+		bar.Set64(c.BytesDone()) // finished rows, not rows read ahead
 	}
 	for {
 		select {
@@ -103,8 +103,9 @@ func showBar(w io.Writer, size int64, c *loader.Counters, done <-chan struct{}) 
 }
 
 func describe(c *loader.Counters, elapsed time.Duration) string {
-	done := c.Accepted.Load() + c.Rejected.Load()
-	return fmt.Sprintf("%d rows, %.0f rows/s, %d rejected", done, float64(done)/max(elapsed.Seconds(), 0.001), c.Rejected.Load())
+	rejected := c.Rejected.Load() + c.Held.Load()
+	done := c.Accepted.Load() + rejected
+	return fmt.Sprintf("%d rows, %.0f rows/s, %d rejected", done, float64(done)/max(elapsed.Seconds(), 0.001), rejected)
 }
 
 // logProgress logs a "progress" line every interval until done is closed.
@@ -119,19 +120,19 @@ func logProgress(logger *slog.Logger, interval time.Duration, file string, size 
 		case <-done:
 			return
 		case now := <-tick.C:
-			rows := c.Accepted.Load() + c.Rejected.Load()
+			rows := c.Accepted.Load() + c.Rejected.Load() + c.Held.Load()
 			rate := float64(rows-last) / now.Sub(lastAt).Seconds()
 			last, lastAt = rows, now
 			attrs := []any{"file", file, "rows", rows, "rowsPerSecond", int64(rate),
-				"accepted", c.Accepted.Load(), "rejected", c.Rejected.Load(),
+				"accepted", c.Accepted.Load(), "rejected", c.Rejected.Load(), "held", c.Held.Load(),
 				"retries", c.Retries.Load(), "rateLimited", c.RateLimited.Load()}
 			if other := c.OtherShards.Load(); other > 0 {
 				attrs = append(attrs, "otherShards", other)
 			}
-			if read := c.BytesRead.Load(); size > 0 && read > 0 {
+			if done := c.BytesDone(); size > 0 && done > 0 {
 				elapsed := now.Sub(start)
-				eta := time.Duration(float64(elapsed) * float64(size-read) / float64(read))
-				attrs = append(attrs, "percent", read*100/size, "eta", eta.Round(time.Second).String())
+				eta := time.Duration(float64(elapsed) * float64(size-done) / float64(done))
+				attrs = append(attrs, "percent", done*100/size, "eta", eta.Round(time.Second).String())
 			}
 			logger.Info("progress", attrs...)
 		}

@@ -39,7 +39,12 @@ func TestProgressLogLine(t *testing.T) {
 	var c loader.Counters
 	c.Accepted.Store(900)
 	c.Rejected.Store(100)
-	c.BytesRead.Store(250)
+	c.Held.Store(20)
+	// The whole file is read ahead, a quarter of it finished: the percent is the finished
+	// quarter's, not the bytes read.
+	c.BytesRead.Store(1000)
+	c.ReadEnd.Store(1000)
+	c.DoneEnd.Store(250)
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
@@ -57,7 +62,7 @@ func TestProgressLogLine(t *testing.T) {
 	}
 	for k, want := range map[string]any{
 		"level": "INFO", "msg": "progress", "file": "crm.csv",
-		"rows": 1000.0, "accepted": 900.0, "rejected": 100.0, "percent": 25.0,
+		"rows": 1020.0, "accepted": 900.0, "rejected": 100.0, "held": 20.0, "percent": 25.0,
 	} {
 		if got[k] != want {
 			t.Errorf("%s = %v, want %v in %s", k, got[k], want, line)

@@ -23,6 +23,7 @@ type runSummary struct {
 	Read        int64 `json:"read"`
 	Accepted    int64 `json:"accepted"`
 	Rejected    int64 `json:"rejected"`
+	Held        int64 `json:"held"`
 	OtherShards int64 `json:"otherShards,omitempty"`
 	Unfinished  int64 `json:"unfinished"`
 	Retries     int64 `json:"retries"`
@@ -44,6 +45,7 @@ func (r *runSummary) add(s *loader.Summary) {
 	r.Read += s.Read
 	r.Accepted += s.Accepted
 	r.Rejected += s.Rejected
+	r.Held += s.Held
 	r.OtherShards += s.OtherShards
 	r.Unfinished += s.Unfinished
 	r.Retries += s.Retries
@@ -68,6 +70,9 @@ func (r *runSummary) end(err error) {
 // writeText writes the run's totals for a person.
 func (r *runSummary) writeText(w io.Writer, verb string) {
 	fmt.Fprintf(w, "cdpload %s: %d inputs: %s\n  rows read %d, accepted %d, rejected %d", verb, r.Inputs, r.Status, r.Read, r.Accepted, r.Rejected)
+	if r.Held > 0 {
+		fmt.Fprintf(w, ", held %d", r.Held)
+	}
 	if r.OtherShards > 0 {
 		fmt.Fprintf(w, ", other shards %d", r.OtherShards)
 	}
@@ -83,7 +88,7 @@ func (r *runSummary) writeText(w io.Writer, verb string) {
 // log writes the run's totals as one log record.
 func (r *runSummary) log(logger *slog.Logger) {
 	logger.Info("run summary", "inputs", r.Inputs, "status", r.Status, "notStarted", r.NotStarted,
-		"read", r.Read, "accepted", r.Accepted, "rejected", r.Rejected, "otherShards", r.OtherShards,
+		"read", r.Read, "accepted", r.Accepted, "rejected", r.Rejected, "held", r.Held, "otherShards", r.OtherShards,
 		"unfinished", r.Unfinished, "retries", r.Retries, "rateLimited", r.RateLimited, "seconds", r.Seconds)
 }
 
