@@ -408,9 +408,9 @@ func (o *options) schemaSource(client *sink.Client) func(context.Context) (sink.
 				}
 				return
 			}
-			sctx, cancel := context.WithTimeout(ctx, o.timeout)
-			defer cancel()
-			if schema, err = client.Schema(sctx); err != nil {
+			// The client bounds the request by --timeout and says so when it runs out; a
+			// deadline of this caller's would end it first, as if a person had cancelled it.
+			if schema, err = client.Schema(ctx); err != nil {
 				err = fmt.Errorf("fetching the profiles schema from %s: %w", o.baseURL, err)
 				var api *sink.APIError
 				if errors.As(err, &api) && api.Result.Status == http.StatusNotFound {
