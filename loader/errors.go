@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"cdpload/checkpoint"
 )
 
 // ConfigError is a problem with the command line, the input's header, the mapping or the
@@ -30,8 +32,9 @@ func (e *StopError) Unwrap() error { return e.Err }
 // reading stopped, in-flight rows were drained and the checkpoint written.
 var ErrInterrupted = errors.New("interrupted")
 
-// ErrLocked is returned (wrapped) when another cdpload holds the checkpoint.
-var ErrLocked = errors.New("checkpoint in use")
+// ErrLocked is returned (wrapped) when another cdpload holds the checkpoint. It is
+// checkpoint.ErrLocked, so that the message says so once, in the lock's words.
+var ErrLocked = checkpoint.ErrLocked
 
 // ErrUnauthorized is returned (wrapped) when the API answered 401 or 403: the token is
 // wrong or lacks the write scope, and running again will not help until it is fixed.
