@@ -46,3 +46,19 @@ func unauthorized(status int, code string) bool {
 	return status == http.StatusUnauthorized || status == http.StatusForbidden ||
 		strings.HasPrefix(code, "CDP_ETL.AUTH.")
 }
+
+// joinOnce joins errs as errors.Join does (nil ones left out), without an error that says
+// what one before it says: a write that stopped the run fails the same way again when the
+// run ends and tries to save, and the reader needs to be told once.
+func joinOnce(errs ...error) error {
+	var kept []error
+	seen := map[string]bool{}
+	for _, err := range errs {
+		if err == nil || seen[err.Error()] {
+			continue
+		}
+		seen[err.Error()] = true
+		kept = append(kept, err)
+	}
+	return errors.Join(kept...)
+}

@@ -221,7 +221,11 @@ func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer
 				(sum.Status == loader.StatusFinished && sum.TotalRejected > 0)
 		}
 		if err != nil {
-			return interrupted(err)
+			stop := interrupted(err)
+			if stop == err && sum != nil && sum.Error != "" && sum.Status != loader.StatusFailed && o.logFormat != "json" {
+				return &loggedError{err: err} // the summary's "stopped:" line said it
+			}
+			return stop
 		}
 	}
 	if rejected {
