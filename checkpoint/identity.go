@@ -31,12 +31,12 @@ type Identity struct {
 func Identify(path string) (Identity, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return Identity{}, fmt.Errorf("input %s: %w", path, err)
+		return Identity{}, fmt.Errorf("input: %w", err) // the *PathError names the file
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return Identity{}, fmt.Errorf("input %s: %w", path, err)
+		return Identity{}, fmt.Errorf("input: %w", err)
 	}
 	if !fi.Mode().IsRegular() {
 		return Identity{}, fmt.Errorf("input %s is not a regular file: it cannot be resumed", path)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"cdpload/checkpoint"
 )
 
 // ConfigError is a problem with the command line, the input's header, the mapping or the
@@ -30,8 +32,9 @@ func (e *StopError) Unwrap() error { return e.Err }
 // reading stopped, in-flight rows were drained and the checkpoint written.
 var ErrInterrupted = errors.New("interrupted")
 
-// ErrLocked is returned (wrapped) when another cdpload holds the checkpoint.
-var ErrLocked = errors.New("checkpoint in use")
+// ErrLocked is returned (wrapped) when another cdpload holds the checkpoint. It is
+// checkpoint.ErrLocked, so that the message says so once, in the lock's words.
+var ErrLocked = checkpoint.ErrLocked
 
 // ErrTooManyRejects is returned (wrapped in a *StopError) when more rows than
 // Config.MaxErrors were rejected: the input has a data problem that a retry would only
@@ -48,4 +51,20 @@ var ErrUnauthorized = errors.New("the API refused the token")
 func unauthorized(status int, code string) bool {
 	return status == http.StatusUnauthorized || status == http.StatusForbidden ||
 		strings.HasPrefix(code, "CDP_ETL.AUTH.")
+}
+
+// joinOnce joins errs as errors.Join does (nil ones left out), without an error that says
+// what one before it says: a write that stopped the run fails the same way again when the
+// run ends and tries to save, and the reader needs to be told once.
+func joinOnce(errs ...error) error {
+	var kept []error
+	seen := map[string]bool{}
+	for _, err := range errs {
+		if err == nil || seen[err.Error()] {
+			continue
+		}
+		seen[err.Error()] = true
+		kept = append(kept, err)
+	}
+	return errors.Join(kept...)
 }

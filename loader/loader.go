@@ -678,16 +678,7 @@ func (r *run) sendReject(j *job, res sink.Result, attempts int) outcome {
 }
 
 // describe names an answer for a log line or an error, without profile values.
-func describe(res sink.Result) string {
-	s := res.Message
-	if res.Code != "" {
-		s = res.Code + ": " + s
-	}
-	if res.Status != 0 {
-		s = fmt.Sprintf("HTTP %d %s", res.Status, s)
-	}
-	return s
-}
+func describe(res sink.Result) string { return res.Answer() }
 
 // fatal stops the run: no new row is read or sent, and requests in flight are abandoned
 // (left for the resume). The first cause wins.

@@ -2,6 +2,7 @@ package loader
 
 import (
 	"context"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,6 +54,24 @@ func faster(cur, ceiling float64, quiet time.Duration) float64 {
 	return next
 }
 
+// tidy rounds a positive rate to three significant figures (72.36047520482668 to 72.4,
+// 1234.5 to 1230): a finer step is nothing a server notices, and the logs and metrics that
+// show the rate stay readable. Each climb of faster, at least 1% of the rate, survives it.
+func tidy(perSecond float64) float64 {
+	if !(perSecond > 0) || math.IsInf(perSecond, 0) {
+		return perSecond
+	}
+	// Scaling by an exact power of ten, and dividing by one, leaves the nearest float64 to
+	// the rounded decimal, which prints as that decimal.
+	digits := 2 - int(math.Floor(math.Log10(perSecond)))
+	if digits >= 0 {
+		scale := math.Pow10(digits)
+		return math.Round(perSecond*scale) / scale
+	}
+	scale := math.Pow10(-digits)
+	return math.Round(perSecond/scale) * scale
+}
+
 // pacer is the pool-wide request pacing: a token bucket every attempt passes through
 // (retries included), a pause that a 429's Retry-After imposes on every worker, and the
 // adaptive rate that drops on a 429 and climbs back to the ceiling.
@@ -85,10 +104,16 @@ func newPacer(perSecond float64, burst int) *pacer {
 	return p
 }
 
-// setRate sets the limiter to perSecond, with a burst that shrinks with it: after a
-// Retry-After pause the pool must not fire --burst requests at once at a server whose
-// bucket is smaller.
+// setRate sets the limiter to perSecond, to three significant figures (see tidy), with a
+// burst that shrinks with it: after a Retry-After pause the pool must not fire --burst
+// requests at once at a server whose bucket is smaller.
 func (p *pacer) setRate(now time.Time, perSecond float64) {
+	if perSecond != p.ceiling {
+		perSecond = tidy(perSecond)
+		if p.ceiling > 0 {
+			perSecond = min(perSecond, p.ceiling)
+		}
+	}
 	burst := max(1, int(perSecond/10))
 	if p.ceiling > 0 {
 		burst = max(1, int(float64(p.burst)*perSecond/p.ceiling))

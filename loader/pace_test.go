@@ -2,6 +2,7 @@ package loader
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -31,6 +32,39 @@ func TestSlowerFaster(t *testing.T) {
 		if tc.got != tc.want {
 			t.Errorf("%s: got %g, want %g", tc.name, tc.got, tc.want)
 		}
+	}
+}
+
+func TestTidy(t *testing.T) {
+	for _, c := range []struct{ in, want float64 }{
+		{199.05344404121536, 199}, {72.36047520482668, 72.4}, {1234.5, 1230}, {1.0201, 1.02},
+		{0.123456, 0.123}, {99.96, 100}, {5050, 5050}, {50, 50}, {0, 0},
+	} {
+		if got := tidy(c.in); got != c.want || fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("tidy(%v) = %v, want %v", c.in, got, c.want)
+		}
+	}
+	// Every step of faster survives the rounding: the rate climbs to the ceiling.
+	for cur := 1.0; cur < 100000; {
+		next := tidy(faster(cur, 0, 0))
+		if next <= cur {
+			t.Fatalf("faster(%v) tidied to %v: stuck", cur, next)
+		}
+		cur = next
+	}
+}
+
+// After a 429 the rate the pacer takes, and the log line shows, is a tidy number.
+func TestPacerRateIsTidy(t *testing.T) {
+	p := newPacer(1000, 10)
+	now := time.Now()
+	p.rateLimited(now)
+	for range 523 {
+		p.answered(now.Add(500 * time.Millisecond))
+	}
+	p.rateLimited(now.Add(1300 * time.Millisecond)) // 523 answers in 1.3 s: 402.3/s let through
+	if got := p.limit(); fmt.Sprint(got) != "382" {
+		t.Fatalf("limit %v after a 429, want 382 (95%% of 402.3/s, to three figures)", got)
 	}
 }
 

@@ -43,7 +43,7 @@ func prepare(ctx context.Context, cfg Config) (*run, error) {
 		r.sum.Checkpoint = paths.checkpoint
 		id, err := identify(cfg)
 		if err != nil {
-			return r, inputErr(cfg, fmt.Errorf("input %w", err))
+			return r, inputErr(cfg, err)
 		}
 		ck, err := openCheckpoint(paths.checkpoint, id, optionsOf(cfg, format), cfg.Restart)
 		if err != nil {
@@ -177,7 +177,7 @@ func identify(cfg Config) (checkpoint.Identity, error) {
 	}
 	head, err := cfg.Remote.OpenAt(0)
 	if err != nil {
-		return checkpoint.Identity{}, err
+		return checkpoint.Identity{}, fmt.Errorf("input %w", err)
 	}
 	defer head.Close()
 	return checkpoint.IdentifyReader(cfg.Path, cfg.Remote.Size(), cfg.Remote.ModTime(), head)
@@ -299,8 +299,8 @@ type checkpointer struct {
 // options, or one that cannot be read, is a *ConfigError unless restart is set.
 func openCheckpoint(path string, id checkpoint.Identity, opts map[string]string, restart bool) (*checkpointer, error) {
 	lock, err := checkpoint.Acquire(path)
-	if errors.Is(err, checkpoint.ErrLocked) {
-		return nil, fmt.Errorf("%w: %w", ErrLocked, err)
+	if errors.Is(err, ErrLocked) {
+		return nil, err // names the checkpoint and its holder
 	}
 	if err != nil {
 		return nil, &ConfigError{Err: err}

@@ -226,9 +226,9 @@ func (r *run) finish() (*Summary, error) {
 		s.TotalAccepted = r.ckpt.state.Accepted
 		s.TotalRejected = r.ckpt.state.Rejected
 	}
-	err := errors.Join(append([]error{cause}, errs...)...)
+	err := joinOnce(append([]error{cause}, errs...)...)
 	if cause == nil && len(errs) > 0 {
-		err = &StopError{Err: errors.Join(errs...)}
+		err = &StopError{Err: joinOnce(errs...)}
 	}
 	switch {
 	case err == nil:

@@ -50,6 +50,20 @@ type rejectFiles struct {
 	rows, log   *os.File
 	rowsW, logW *bufio.Writer
 	rowsN, logN int64 // bytes written so far, buffered ones included
+	// failed is the first error of a flush. A write error sticks to its writer, so every
+	// later flush fails the same way: it returns this error again (the rows it covers are
+	// lost, and no checkpoint may pass them), and close does not report it a second time.
+	failed error
+}
+
+// rejectsErr wraps err, a failure on the reject file at path, naming the file once: an
+// *fs.PathError names it already.
+func rejectsErr(path string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path == path {
+		return fmt.Errorf("rejects: %w", err)
+	}
+	return fmt.Errorf("rejects %s: %w", path, err)
 }
 
 // openRejects prepares the reject files. A fresh run removes earlier ones; a resume keeps
@@ -59,7 +73,7 @@ func openRejects(path string, header []byte, fresh bool, rowsSize, logSize int64
 	if fresh {
 		for _, p := range []string{r.path, r.logPath} {
 			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return nil, fmt.Errorf("rejects %s: %w", p, err)
+				return nil, rejectsErr(p, err)
 			}
 		}
 		return r, nil
@@ -80,7 +94,7 @@ func openRejects(path string, header []byte, fresh bool, rowsSize, logSize int64
 func reopen(path string, size int64) (*os.File, int64, error) {
 	if size == 0 { // nothing to keep: the file is made anew, header first, on the next reject
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, 0, fmt.Errorf("rejects %s: %w", path, err)
+			return nil, 0, rejectsErr(path, err)
 		}
 		return nil, 0, nil
 	}
@@ -89,7 +103,7 @@ func reopen(path string, size int64) (*os.File, int64, error) {
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return nil, 0, fmt.Errorf("rejects %s: %w", path, err)
+		return nil, 0, rejectsErr(path, err)
 	}
 	return f, size, nil
 }
@@ -107,19 +121,19 @@ func (r *rejectFiles) create() error {
 	var err error
 	if r.rows == nil {
 		if r.rows, err = os.OpenFile(r.path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); err != nil {
-			return fmt.Errorf("rejects %s: %w", r.path, err)
+			return rejectsErr(r.path, err)
 		}
 		r.rowsN = 0
 	}
 	if r.log == nil {
 		if r.log, err = os.OpenFile(r.logPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); err != nil {
-			return fmt.Errorf("rejects %s: %w", r.logPath, err)
+			return rejectsErr(r.logPath, err)
 		}
 		r.logN = 0
 	}
 	r.wrap()
 	if err := checkpoint.SyncDir(filepath.Dir(r.path)); err != nil {
-		return fmt.Errorf("rejects %s: %w", r.path, err)
+		return rejectsErr(r.path, err)
 	}
 	if r.rowsN == 0 && len(r.header) > 0 {
 		r.rowsW.Write(r.header)
@@ -143,7 +157,7 @@ func (r *rejectFiles) write(raw []byte, rej *Reject) error {
 	}
 	line, err := json.Marshal(rej)
 	if err != nil {
-		return fmt.Errorf("rejects %s: %w", r.logPath, err)
+		return rejectsErr(r.logPath, err)
 	}
 	r.rowsW.Write(raw) // a write error sticks to the writer and comes back from flush
 	if terminate {
@@ -159,6 +173,17 @@ func (r *rejectFiles) write(raw []byte, rej *Reject) error {
 // flush hands buffered rejects to the file system, and syncs them to disk when durable,
 // so that the sizes a checkpoint records are written before the checkpoint is.
 func (r *rejectFiles) flush(durable bool) error {
+	if r.failed != nil {
+		return r.failed
+	}
+	if err := r.flushFiles(durable); err != nil {
+		r.failed = err
+		return err
+	}
+	return nil
+}
+
+func (r *rejectFiles) flushFiles(durable bool) error {
 	for _, p := range []struct {
 		w    *bufio.Writer
 		f    *os.File
@@ -168,22 +193,25 @@ func (r *rejectFiles) flush(durable bool) error {
 			continue
 		}
 		if err := p.w.Flush(); err != nil {
-			return fmt.Errorf("rejects %s: %w", p.path, err)
+			return rejectsErr(p.path, err)
 		}
 		if !durable {
 			continue
 		}
 		if err := p.f.Sync(); err != nil {
-			return fmt.Errorf("rejects %s: %w", p.path, err)
+			return rejectsErr(p.path, err)
 		}
 	}
 	return nil
 }
 
+// close flushes and closes the files. A flush that failed before is not reported again.
 func (r *rejectFiles) close() error {
 	var errs []error
-	if err := r.flush(true); err != nil {
-		errs = append(errs, err)
+	if r.failed == nil {
+		if err := r.flush(true); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	for _, f := range []*os.File{r.rows, r.log} {
 		if f != nil {

@@ -91,3 +91,38 @@ func TestRejectFilesFreshResumeAndTruncate(t *testing.T) {
 		t.Fatal("missing rejects file accepted")
 	}
 }
+
+// A flush that failed fails again the same way, so that no checkpoint passes the rows it
+// lost, but with the same error, which the end of the run then reports once; close does not
+// report it a third time.
+func TestRejectFilesWriteFailureSticks(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p.rejects.csv")
+	r, err := openRejects(path, nil, true, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.write([]byte("a\n"), &Reject{Row: 1}); err != nil {
+		t.Fatal(err)
+	}
+	// The rows file turns unwritable, as a full disk makes it: a read-only handle.
+	r.rows.Close()
+	if r.rows, err = os.Open(path); err != nil {
+		t.Fatal(err)
+	}
+	r.rowsW.Reset(r.rows)
+	r.write([]byte("b\n"), &Reject{Row: 2})
+	first := r.flush(false)
+	want := "rejects: write " + path + ": bad file descriptor"
+	if first == nil || first.Error() != want {
+		t.Fatalf("flush: %v, want %s", first, want)
+	}
+	if again := r.flush(true); again != first {
+		t.Errorf("second flush: %v, want the first error again", again)
+	}
+	if err := r.close(); err != nil {
+		t.Errorf("close reported %v after the flush did", err)
+	}
+	if err := joinOnce(&StopError{Err: first}, first, nil); err.Error() != want {
+		t.Errorf("joinOnce: %q, want %q", err, want)
+	}
+}

@@ -76,19 +76,33 @@ type Result struct {
 // String describes the result in one line for logs, e.g.
 // "rejected: HTTP 422 CDP_ETL.VALIDATION.SCHEMA_MISMATCH: unknown field: x (correlation id c1)".
 func (r Result) String() string {
+	s := r.Outcome.String() + ": " + r.Answer()
+	if r.CorrelationID != "" {
+		s += fmt.Sprintf(" (correlation id %s)", r.CorrelationID)
+	}
+	return s
+}
+
+// Answer says what the server answered, or what went wrong without an answer, without the
+// outcome and the correlation id, e.g. "HTTP 422 CDP_ETL.VALIDATION.SCHEMA_MISMATCH:
+// unknown field: x" or "HTTP 502: Bad Gateway (non-JSON body)". The status is named here
+// only: Message never repeats it.
+func (r Result) Answer() string {
 	var b strings.Builder
-	b.WriteString(r.Outcome.String())
 	if r.Status != 0 {
-		fmt.Fprintf(&b, ": HTTP %d", r.Status)
+		fmt.Fprintf(&b, "HTTP %d", r.Status)
 	}
 	if r.Code != "" {
-		b.WriteString(" " + r.Code)
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(r.Code)
 	}
 	if r.Message != "" {
-		b.WriteString(": " + r.Message)
-	}
-	if r.CorrelationID != "" {
-		fmt.Fprintf(&b, " (correlation id %s)", r.CorrelationID)
+		if b.Len() > 0 {
+			b.WriteString(": ")
+		}
+		b.WriteString(r.Message)
 	}
 	return b.String()
 }
@@ -207,33 +221,33 @@ func Classify(status int, header http.Header, body []byte, err error, now time.T
 		rule = classRules[status/100]
 	} else if !ok {
 		rule = statusRule{outcome: Transient}
-		r.Message = fmt.Sprintf("unexpected HTTP status %d", status)
+		r.Message = "a status outside 200 to 599"
 	}
 	r.Outcome = rule.outcome
 
 	switch {
 	case rule.outcome == Accepted && err != nil:
 		r.Outcome = Transient
-		r.Message = fmt.Sprintf("HTTP %d, but the response was cut off (%v): the upsert may have been applied and will be resent", status, err)
+		r.Message = fmt.Sprintf("the response was cut off (%v): the upsert may have been applied and will be resent", err)
 	case rule.outcome == Accepted && isEmpty:
 	case rule.outcome == Accepted && !isJSON:
 		r.Outcome = Fatal
-		r.Message = fmt.Sprintf("HTTP %d with a non-JSON body: the server is not the Profiles API; check --base-url", status)
+		r.Message = "the body is not JSON: the server is not the Profiles API; check --base-url"
 	case rule.outcome == Accepted && saysFailed(env):
 		r.Outcome = Transient
 		if o, ok := codeRules[r.Code]; ok {
 			r.Outcome = o
 		}
 		if r.Message == "" {
-			r.Message = fmt.Sprintf("HTTP %d, but the body says the upsert failed", status)
+			r.Message = "the body says the upsert failed"
 		}
 	case rule.outcome == Accepted:
 		r.Code, r.Message, r.Details = "", "", nil
 	case status/100 == 3:
-		r.Message = fmt.Sprintf("the base URL redirects (HTTP %d to %s): %s", status, redirectTarget(header), rule.hint)
+		r.Message = fmt.Sprintf("the base URL redirects to %s: %s", redirectTarget(header), rule.hint)
 	default:
 		if r.Message == "" {
-			r.Message = fmt.Sprintf("HTTP %d", status)
+			r.Message = statusText(status)
 			if !isJSON && !isEmpty {
 				r.Message += " (non-JSON body)"
 			}
@@ -243,6 +257,14 @@ func Classify(status int, header http.Header, body []byte, err error, now time.T
 		}
 	}
 	return r
+}
+
+// statusText is the message of an answer that brought none of its own: the status's name.
+func statusText(status int) string {
+	if t := http.StatusText(status); t != "" {
+		return t
+	}
+	return "no error message"
 }
 
 // parseEnvelope decodes body leniently. isJSON reports whether body is JSON at all (an object

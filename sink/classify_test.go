@@ -59,12 +59,12 @@ func TestClassifyStatus(t *testing.T) {
 		{name: "422", status: 422, body: mismatch, want: Rejected, code: "CDP_ETL.VALIDATION.SCHEMA_MISMATCH", msg: "unknown field: favourite_colour", corr: "c-422", details: 1},
 		{name: "429 seconds", status: 429, header: h("Retry-After", "7"), body: errBody(429, "CDP_ETL.RATE.LIMITED"), want: RateLimited, code: "CDP_ETL.RATE.LIMITED", retry: 7 * time.Second},
 		{name: "429 date", status: 429, header: h("Retry-After", now.Add(90*time.Second).Format(http.TimeFormat)), want: RateLimited, retry: 90 * time.Second},
-		{name: "429 no header", status: 429, want: RateLimited, msg: "HTTP 429"},
+		{name: "429 no header", status: 429, want: RateLimited, msg: "Too Many Requests"},
 		{name: "429 bad header", status: 429, header: h("Retry-After", "soon"), want: RateLimited},
 		{name: "500", status: 500, body: `{"success":false,"error":{"code":"X","message":"boom"}}`, want: Transient, code: "X", msg: "boom"},
-		{name: "502 html", status: 502, body: htmlBody, want: Transient, msg: "HTTP 502 (non-JSON body)"},
-		{name: "503 retry-after", status: 503, header: h("Retry-After", "30"), want: Transient, msg: "HTTP 503", retry: 30 * time.Second},
-		{name: "504 empty", status: 504, want: Transient, msg: "HTTP 504"},
+		{name: "502 html", status: 502, body: htmlBody, want: Transient, msg: "Bad Gateway (non-JSON body)"},
+		{name: "503 retry-after", status: 503, header: h("Retry-After", "30"), want: Transient, msg: "Service Unavailable", retry: 30 * time.Second},
+		{name: "504 empty", status: 504, want: Transient, msg: "Gateway Timeout"},
 
 		// Decisions beyond the contract.
 		{name: "200 extra fields", status: 200, body: `{"success":true,"extra":{"a":[1,2]},"data":{"accepted":true,"new":1},"correlationId":"c"}`, want: Accepted, corr: "c"},
@@ -79,14 +79,14 @@ func TestClassifyStatus(t *testing.T) {
 		{name: "200 accepted false", status: 200, body: `{"success":true,"data":{"accepted":false}}`, want: Transient},
 		{name: "200 success false with validation code", status: 200, body: mismatch, want: Rejected, code: "CDP_ETL.VALIDATION.SCHEMA_MISMATCH", details: 1},
 		{name: "200 success false with auth code", status: 200, body: errBody(200, "CDP_ETL.AUTH.FORBIDDEN"), want: Fatal},
-		{name: "200 html", status: 200, body: "<html>welcome</html>", want: Fatal, msg: "non-JSON body"},
+		{name: "200 html", status: 200, body: "<html>welcome</html>", want: Fatal, msg: "the body is not JSON"},
 		{name: "200 cut off", status: 200, body: `{"succ`, err: io.ErrUnexpectedEOF, want: Transient, msg: "cut off"},
-		{name: "301", status: 301, header: h("Location", "https://user:pw@other.example/v1/profiles/upsert?token=x"), want: Fatal, msg: "the base URL redirects (HTTP 301 to https://other.example/v1/profiles/upsert): fix --base-url"},
+		{name: "301", status: 301, header: h("Location", "https://user:pw@other.example/v1/profiles/upsert?token=x"), want: Fatal, msg: "the base URL redirects to https://other.example/v1/profiles/upsert: fix --base-url"},
 		{name: "302 no location", status: 302, want: Fatal, msg: "redirects"},
 		{name: "307", status: 307, header: h("Location", "/x"), want: Fatal, msg: "--base-url"},
 		{name: "308", status: 308, header: h("Location", "/x"), want: Fatal},
 		{name: "404 json", status: 404, body: errBody(404, "NOT_FOUND"), want: Fatal, msg: "m404: no such endpoint: check --base-url"},
-		{name: "404 html", status: 404, body: htmlBody, want: Fatal, msg: "HTTP 404 (non-JSON body): no such endpoint"},
+		{name: "404 html", status: 404, body: htmlBody, want: Fatal, msg: "Not Found (non-JSON body): no such endpoint"},
 		{name: "405", status: 405, want: Fatal, msg: "--base-url"},
 		{name: "406", status: 406, want: Fatal},
 		{name: "407", status: 407, want: Fatal, msg: "proxy"},
@@ -94,7 +94,7 @@ func TestClassifyStatus(t *testing.T) {
 		{name: "409", status: 409, want: Transient},
 		{name: "410", status: 410, want: Fatal},
 		{name: "411", status: 411, want: Fatal},
-		{name: "413", status: 413, body: htmlBody, want: Rejected, msg: "HTTP 413 (non-JSON body)"},
+		{name: "413", status: 413, body: htmlBody, want: Rejected, msg: "Request Entity Too Large (non-JSON body)"},
 		{name: "415", status: 415, want: Fatal},
 		{name: "418 other 4xx", status: 418, want: Rejected},
 		{name: "425", status: 425, want: Transient},
@@ -105,10 +105,10 @@ func TestClassifyStatus(t *testing.T) {
 		{name: "507 other 5xx", status: 507, want: Transient},
 		{name: "511", status: 511, want: Fatal, msg: "captive"},
 		{name: "599", status: 599, want: Transient},
-		{name: "600 unexpected", status: 600, want: Transient, msg: "unexpected HTTP status 600"},
-		{name: "102 unexpected", status: 102, want: Transient, msg: "unexpected"},
+		{name: "600 unexpected", status: 600, want: Transient, msg: "a status outside 200 to 599"},
+		{name: "102 unexpected", status: 102, want: Transient, msg: "a status outside"},
 		{name: "error as string", status: 400, body: `{"success":false,"error":"bad thing"}`, want: Rejected, msg: "bad thing"},
-		{name: "422 cut off body", status: 422, body: `{"succ`, err: io.ErrUnexpectedEOF, want: Rejected, msg: "HTTP 422"},
+		{name: "422 cut off body", status: 422, body: `{"succ`, err: io.ErrUnexpectedEOF, want: Rejected, msg: "Unprocessable Entity"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -159,6 +159,51 @@ func TestClassifyDetails(t *testing.T) {
 	}
 	if got := r.String(); got != "rejected: HTTP 422 CDP_ETL.VALIDATION.SCHEMA_MISMATCH: unknown field: favourite_colour (correlation id c-422)" {
 		t.Errorf("String() = %q", got)
+	}
+}
+
+// String names the status once, whatever the body said, and Answer is String without the
+// outcome and the correlation id.
+func TestResultStringSaysTheStatusOnce(t *testing.T) {
+	h := http.Header{"X-Request-Id": {"r-1"}}
+	for _, c := range []struct {
+		status      int
+		header      http.Header
+		body        string
+		err         error
+		want, reply string
+	}{
+		{500, nil, "", nil, "transient: HTTP 500: Internal Server Error", "HTTP 500: Internal Server Error"},
+		{502, h, htmlBody, nil, "transient: HTTP 502: Bad Gateway (non-JSON body) (correlation id r-1)", "HTTP 502: Bad Gateway (non-JSON body)"},
+		{200, nil, "<html>welcome</html>", nil,
+			"fatal: HTTP 200: the body is not JSON: the server is not the Profiles API; check --base-url",
+			"HTTP 200: the body is not JSON: the server is not the Profiles API; check --base-url"},
+		{200, nil, `{"succ`, io.ErrUnexpectedEOF,
+			"transient: HTTP 200: the response was cut off (unexpected EOF): the upsert may have been applied and will be resent",
+			"HTTP 200: the response was cut off (unexpected EOF): the upsert may have been applied and will be resent"},
+		{200, nil, `{"success":false}`, nil, "transient: HTTP 200: the body says the upsert failed", "HTTP 200: the body says the upsert failed"},
+		{301, http.Header{"Location": {"https://other.example/v1"}}, "", nil,
+			"fatal: HTTP 301: the base URL redirects to https://other.example/v1: fix --base-url",
+			"HTTP 301: the base URL redirects to https://other.example/v1: fix --base-url"},
+		{404, nil, htmlBody, nil, "fatal: HTTP 404: Not Found (non-JSON body): no such endpoint: check --base-url",
+			"HTTP 404: Not Found (non-JSON body): no such endpoint: check --base-url"},
+		{404, nil, errBody(404, "NOT_FOUND"), nil, "fatal: HTTP 404 NOT_FOUND: m404: no such endpoint: check --base-url (correlation id c-404)",
+			"HTTP 404 NOT_FOUND: m404: no such endpoint: check --base-url"},
+		{499, nil, "", nil, "rejected: HTTP 499: no error message", "HTTP 499: no error message"},
+		{600, nil, "", nil, "transient: HTTP 600: a status outside 200 to 599", "HTTP 600: a status outside 200 to 599"},
+		{0, nil, "", nil, "transient: no response", "no response"},
+	} {
+		hd := c.header
+		if hd == nil {
+			hd = http.Header{}
+		}
+		r := Classify(c.status, hd, []byte(c.body), c.err, now)
+		if got := r.String(); got != c.want {
+			t.Errorf("HTTP %d %q:\n got %s\nwant %s", c.status, c.body, got, c.want)
+		}
+		if got := r.Answer(); got != c.reply {
+			t.Errorf("HTTP %d %q: Answer\n got %s\nwant %s", c.status, c.body, got, c.reply)
+		}
 	}
 }
 

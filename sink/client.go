@@ -294,6 +294,9 @@ func (c *Client) do(parent context.Context, method string, target *url.URL, body
 		r.Outcome, r.Message, r.Err = Transient, "canceled", perr
 	} else if r.Status == 0 && errors.Is(r.Err, context.DeadlineExceeded) {
 		r.Message = fmt.Sprintf("no complete answer within %s (timeout)", c.timeout)
+	} else if r.Status == http.StatusRequestEntityTooLarge && r.Code == "" && body != nil {
+		// A gateway's refusal, with none of the API's words: only this side knows the size.
+		r.Message = fmt.Sprintf("the request body of %d bytes was refused as too large", len(body))
 	}
 	if r.Message != "" {
 		r.Message = c.redact(r.Message)

@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"bytes"
 	"context"
 	"encoding/pem"
 	"errors"
@@ -107,7 +108,7 @@ func TestUpsertResponses(t *testing.T) {
 	}{
 		{"422", 422, nil, mismatch, Rejected, "unknown field: favourite_colour", 0, 1},
 		{"429", 429, map[string]string{"Retry-After": "3"}, errBody(429, "CDP_ETL.RATE.LIMITED"), RateLimited, "m429", 3 * time.Second, 0},
-		{"502 html", 502, map[string]string{"Content-Type": "text/html"}, htmlBody, Transient, "HTTP 502 (non-JSON body)", 0, 0},
+		{"502 html", 502, map[string]string{"Content-Type": "text/html"}, htmlBody, Transient, "Bad Gateway (non-JSON body)", 0, 0},
 		{"401", 401, nil, errBody(401, "CDP_ETL.AUTH.UNAUTHORIZED"), Fatal, "m401", 0, 0},
 		{"404", 404, nil, "404 page not found", Fatal, "--base-url", 0, 0},
 		{"200 big JSON", 200, nil, `{"success":true,"pad":"` + strings.Repeat("x", 100_000) + `"}`, Accepted, "", 0, 0},
@@ -128,6 +129,28 @@ func TestUpsertResponses(t *testing.T) {
 				t.Fatalf("Upsert = %+v", r)
 			}
 		})
+	}
+}
+
+// A gateway's 413 says how large the refused body was, which only the client knows; the
+// API's own refusal keeps its words.
+func TestUpsert413NamesTheBodySize(t *testing.T) {
+	for _, c := range []struct{ body, want string }{
+		{"<html><body><h1>413 Request Entity Too Large</h1></body></html>",
+			"rejected: HTTP 413: the request body of 2000000 bytes was refused as too large"},
+		{errBody(413, "CDP_ETL.VALIDATION.TOO_LARGE"),
+			"rejected: HTTP 413 CDP_ETL.VALIDATION.TOO_LARGE: m413 (correlation id c-413)"},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+			io.WriteString(w, c.body)
+		}))
+		r := newClient(t, srv.URL).Upsert(context.Background(), bytes.Repeat([]byte("x"), 2_000_000))
+		srv.Close()
+		if got := r.String(); got != c.want {
+			t.Errorf("got  %s\nwant %s", got, c.want)
+		}
 	}
 }
 

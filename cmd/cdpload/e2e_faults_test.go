@@ -360,3 +360,21 @@ func TestTLSVerified(t *testing.T) {
 	}
 	checkState(t, inProcess{emu}, tf.want)
 }
+
+// A schema request that gets no answer ends with the words a timed-out upsert gets, not
+// with "canceled", which says a person stopped it.
+func TestSchemaFetchTimeout(t *testing.T) {
+	dir := t.TempDir()
+	tf := writeCSV(t, dir, 3)
+	silent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done() // never answers; returns when the client gives up
+	}))
+	t.Cleanup(silent.Close)
+	url := silent.URL + "/public/v1"
+	res := cdpload(t, nil, "load", "--base-url", url, "--timeout", "1s", "--progress", "none", tf.path)
+	want := "cdpload: fetching the profiles schema from " + url +
+		": GET /metadata/objects/profiles: transient: no complete answer within 1s (timeout)\n"
+	if res.code != exitStopped || !strings.HasSuffix(res.stderr, want) {
+		t.Fatalf("exit %d, want %d and stderr ending in\n%s\ngot\n%s", res.code, exitStopped, want, res.stderr)
+	}
+}

@@ -2,9 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -103,6 +105,41 @@ func TestUnwritableStateFolder(t *testing.T) {
 	res := cdpload(t, nil, "load", "--base-url", url, "--format", "csv", "--progress", "none", "/proc/version")
 	if res.code != exitUsage || !strings.Contains(res.stderr, "--state-dir") {
 		t.Fatalf("exit %d, want 2 naming --state-dir\n%s", res.code, res.stderr)
+	}
+}
+
+// A reject file that cannot grow (a full disk; here a file size limit, which needs no
+// privilege) stops the run with the write error said once on standard error: not again by
+// the last save, the close and the command.
+func TestWriteFailureReportedOnce(t *testing.T) {
+	_, url := emulator(t, cdpemu.Config{}, nil)
+	dir := t.TempDir()
+	var b strings.Builder
+	b.WriteString("customer_id,orders_count\n")
+	for i := range 5000 {
+		fmt.Fprintf(&b, "K%d,not a number but a long enough text to fill the rejects fast\n", i)
+	}
+	path := filepath.Join(dir, "p.csv")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// 256 blocks of 512 bytes (1024 in some shells): the rejects pass it, the checkpoint not.
+	cmd := exec.Command("sh", "-c", `ulimit -f 256 && exec "$0" "$@"`, cdploadBin,
+		"load", "--base-url", url, "--progress", "none", path)
+	cmd.Env = append(os.Environ(), "CDP_TOKEN="+testToken)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitStopped {
+		t.Fatalf("%v, want exit %d\n%s", err, exitStopped, stderr.String())
+	}
+	const want = ": file too large"
+	if n := strings.Count(stderr.String(), want); n != 1 {
+		t.Fatalf("stderr says %q %d times, want once:\n%s", want, n, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "  stopped: rejects: write "+filepath.Join(dir, "p.rejects.csv")) {
+		t.Errorf("the summary does not name the reject file that could not be written once:\n%s", stderr.String())
 	}
 }
 

@@ -262,6 +262,12 @@ func (o *options) check() error {
 		return bad("--outage-timeout must be positive")
 	case o.maxRetryAfter <= 0:
 		return bad("--max-retry-after must be positive")
+	case o.checkpointInterval <= 0:
+		return bad("--checkpoint-interval must be positive, not %s", o.checkpointInterval)
+	case o.drainTimeout < 0:
+		return bad("--drain-timeout must be 0 (stop in-flight requests at once) or positive, not %s", o.drainTimeout)
+	case o.maxErrors < 0:
+		return bad("--max-errors must be 0 (no limit) or positive, not %d", o.maxErrors)
 	case o.empty != "omit" && o.empty != "null":
 		return bad("--empty must be omit or null, not %q", o.empty)
 	case o.progress != "auto" && o.progress != "bar" && o.progress != "log" && o.progress != "none":

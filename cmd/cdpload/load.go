@@ -224,7 +224,11 @@ func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer
 			return fmt.Errorf("%w; --max-errors stopped the run: look at the rejects and the input, then run again to resume", err)
 		}
 		if err != nil {
-			return interrupted(err)
+			stop := interrupted(err)
+			if stop == err && sum != nil && sum.Error != "" && sum.Status != loader.StatusFailed && o.logFormat != "json" {
+				return &loggedError{err: err} // the summary's "stopped:" line said it
+			}
+			return stop
 		}
 	}
 	if rejected {
@@ -412,9 +416,9 @@ func (o *options) schemaSource(client *sink.Client) func(context.Context) (sink.
 				}
 				return
 			}
-			sctx, cancel := context.WithTimeout(ctx, o.timeout)
-			defer cancel()
-			if schema, err = client.Schema(sctx); err != nil {
+			// The client bounds the request by --timeout and says so when it runs out; a
+			// deadline of this caller's would end it first, as if a person had cancelled it.
+			if schema, err = client.Schema(ctx); err != nil {
 				err = fmt.Errorf("fetching the profiles schema from %s: %w", o.baseURL, err)
 				var api *sink.APIError
 				if errors.As(err, &api) && api.Result.Status == http.StatusNotFound {

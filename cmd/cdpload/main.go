@@ -132,7 +132,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, sigs <-chan o
 	return err
 }
 
-// loggedError is an error already written to the log (as JSON), not to be printed again.
+// loggedError is an error already shown, in the log (as JSON) or in a summary on standard
+// error, not to be printed again.
 type loggedError struct{ err error }
 
 func (e *loggedError) Error() string { return e.err.Error() }

@@ -1,6 +1,7 @@
 package mapper
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -43,11 +44,15 @@ const (
 	ok          reason = iota
 	badSyntax          // not the expected form
 	badNaive           // a datetime without a zone offset and no timezone to localize it
-	badGap             // a local time skipped by a daylight-saving change
+	badGap             // a local time the clocks skip (set forward) in the field's timezone
+	badFold            // a local time that occurs twice (clocks set back) in the field's timezone
 	badRange           // a number beyond float64
 	badAbbrev          // a zone abbreviation the rule's timezone does not know
 	badJSONType        // (JSONL) a JSON value of the wrong kind, e.g. an object
 	badYear            // a datetime that RFC 3339 cannot write: in UTC, before 0000 or after 9999
+	badDay             // the form is right, but no such day: 2026-02-29, month 13, day 0
+	badOffset          // a zone offset without its colon (+0000, +05): RFC 3339 wants +00:00
+	badSeconds         // a datetime without seconds (2026-06-01 12:00), which RFC 3339 requires
 )
 
 // timeSpec is how a datetime or date field reads its text.
@@ -207,7 +212,7 @@ func appendDate(dst []byte, s string, ts *timeSpec) ([]byte, reason) {
 	if ts != nil && ts.layout != "" {
 		t, err := time.Parse(ts.layout, s)
 		if err != nil {
-			return dst, badSyntax
+			return dst, parseFault(err)
 		}
 		dst = append(dst, '"')
 		dst = t.AppendFormat(dst, time.DateOnly)
@@ -219,8 +224,11 @@ func appendDate(dst []byte, s string, ts *timeSpec) ([]byte, reason) {
 	y, ok1 := digits(s[0:4])
 	mo, ok2 := digits(s[5:7])
 	d, ok3 := digits(s[8:10])
-	if !ok1 || !ok2 || !ok3 || mo < 1 || mo > 12 || d < 1 || d > daysIn(time.Month(mo), y) {
+	if !ok1 || !ok2 || !ok3 {
 		return dst, badSyntax
+	}
+	if mo < 1 || mo > 12 || d < 1 || d > daysIn(time.Month(mo), y) {
+		return dst, badDay
 	}
 	dst = append(dst, '"')
 	dst = append(dst, s...)
@@ -245,7 +253,8 @@ func daysIn(m time.Month, year int) int {
 // appendDatetime reads a datetime and appends it quoted in RFC 3339 (fractional seconds only
 // when present, "Z" for UTC). Without a layout it accepts RFC 3339 with 'T' or a space between
 // date and time; a datetime without a zone offset is localized in ts.loc, or refused when there
-// is none. With a layout, a layout without a zone offset needs ts.loc (New checks that).
+// is none. With a layout, a layout without a zone offset needs ts.loc (New checks that). A
+// local time that the clocks skip or repeat in ts.loc is refused: it names no instant, or two.
 func appendDatetime(dst []byte, s string, ts *timeSpec) ([]byte, reason) {
 	var loc *time.Location
 	if ts != nil {
@@ -256,34 +265,31 @@ func appendDatetime(dst []byte, s string, ts *timeSpec) ([]byte, reason) {
 		if len(s) > 10 && s[10] == ' ' {
 			layout, naive = rfc3339Space, naiveSpace
 		}
-		if t, err := time.Parse(layout, s); err == nil {
+		t, zerr := time.Parse(layout, s)
+		if zerr == nil {
 			return appendRFC3339(dst, t)
 		}
 		wall, err := time.Parse(naive, s)
 		if err != nil {
-			return dst, badSyntax
+			return dst, datetimeFault(s, naive, zerr, err)
 		}
 		if loc == nil {
 			return dst, badNaive
 		}
-		t, found := localize(wall, loc)
-		if !found {
-			return dst, badGap
-		}
-		return appendRFC3339(dst, t)
+		return appendLocal(dst, wall, loc)
 	}
 	switch {
 	case ts.zoned:
 		t, err := time.Parse(ts.layout, s)
 		if err != nil {
-			return dst, badSyntax
+			return dst, parseFault(err)
 		}
 		return appendRFC3339(dst, t)
 	case ts.abbrev:
 		// ParseInLocation knows the abbreviations of loc (EST and EDT for New York).
 		t, err := time.ParseInLocation(ts.layout, s, loc)
 		if err != nil {
-			return dst, badSyntax
+			return dst, parseFault(err)
 		}
 		if t.Location() != loc && t.Location() != time.UTC {
 			return dst, badAbbrev
@@ -292,14 +298,57 @@ func appendDatetime(dst []byte, s string, ts *timeSpec) ([]byte, reason) {
 	}
 	wall, err := time.Parse(ts.layout, s)
 	if err != nil {
-		return dst, badSyntax
+		return dst, parseFault(err)
 	}
 	if loc == nil {
 		return dst, badNaive
 	}
-	t, found := localize(wall, loc)
-	if !found {
-		return dst, badGap
+	return appendLocal(dst, wall, loc)
+}
+
+// Layouts that are not accepted, tried only to say why a datetime was refused.
+var (
+	colonlessOffsets = [...]string{"Z0700", "Z07"} // after the seconds
+	withoutSeconds   = [...]string{"", "Z07:00", "Z0700", "Z07"}
+)
+
+// datetimeFault says why s, refused in RFC 3339 (zerr) and as a naive datetime (layout
+// naive, with 'T' or a space; err), was refused: a day that does not exist, an offset
+// without its colon, missing seconds, or (badSyntax) another form.
+func datetimeFault(s, naive string, zerr, err error) reason {
+	if parseFault(zerr) == badDay || parseFault(err) == badDay {
+		return badDay
+	}
+	for _, z := range colonlessOffsets {
+		if _, err := time.Parse(naive+z, s); err == nil {
+			return badOffset
+		}
+	}
+	minutes := naive[:len(naive)-len(":05")]
+	for _, z := range withoutSeconds {
+		if _, err := time.Parse(minutes+z, s); err == nil {
+			return badSeconds
+		}
+	}
+	return badSyntax
+}
+
+// parseFault is the reason time.Parse refused a text: badDay when its day is beyond its
+// month's (the form is right, the date does not exist), else badSyntax. A month out of
+// range is badSyntax: 31/01/1990 read as MM/DD/YYYY is in the wrong form, not a wrong date.
+func parseFault(err error) reason {
+	var pe *time.ParseError
+	if errors.As(err, &pe) && pe.Message == ": day out of range" {
+		return badDay
+	}
+	return badSyntax
+}
+
+// appendLocal appends the instant that wall's clock reading (parsed as UTC) names in loc.
+func appendLocal(dst []byte, wall time.Time, loc *time.Location) ([]byte, reason) {
+	t, r := localize(wall, loc)
+	if r != ok {
+		return dst, r
 	}
 	return appendRFC3339(dst, t)
 }
@@ -321,28 +370,32 @@ func appendRFC3339(dst []byte, t time.Time) ([]byte, reason) {
 	return append(dst, '"'), ok
 }
 
-// localize reads the wall clock of wall (parsed as UTC) as a local time in loc. A time that
-// occurs twice (clocks set back) is taken at its first occurrence, the daylight-saving offset;
-// a time that never occurs (clocks set forward) is not found. The choice is made here, not left
-// to time.Date, whose pick in either case is unspecified.
-func localize(wall time.Time, loc *time.Location) (time.Time, bool) {
+// localize reads the wall clock of wall (parsed as UTC) as a local time in loc. time.Date
+// moves a time the clocks skip and picks one of the two instants of a time they repeat,
+// silently; both are refused here: badGap when the result's clock differs from wall's,
+// badFold when the offset in force on the other side of a nearby transition names the
+// same clock reading too.
+func localize(wall time.Time, loc *time.Location) (time.Time, reason) {
+	y, mo, d := wall.Date()
+	h, mi, sec := wall.Clock()
+	t := time.Date(y, mo, d, h, mi, sec, wall.Nanosecond(), loc)
+	if ty, tmo, td := t.Date(); ty != y || tmo != mo || td != d {
+		return time.Time{}, badGap
+	}
+	if th, tmi, tsec := t.Clock(); th != h || tmi != mi || tsec != sec {
+		return time.Time{}, badGap
+	}
+	_, off := t.Zone()
 	w := wall.Unix()
 	// The offsets in force a day either side cover both sides of any transition near w.
-	_, o1 := time.Unix(w-86400, 0).In(loc).Zone()
-	_, o2 := time.Unix(w+86400, 0).In(loc).Zone()
-	var best int64
-	found := false
-	for i, o := range [2]int{o1, o2} {
-		if i == 1 && o == o1 {
-			break
+	for _, probe := range [2]int64{w - 86400, w + 86400} {
+		_, other := time.Unix(probe, 0).In(loc).Zone()
+		if other == off {
+			continue
 		}
-		u := w - int64(o)
-		if _, got := time.Unix(u, 0).In(loc).Zone(); got == o && (!found || u < best) {
-			best, found = u, true
+		if _, got := time.Unix(w-int64(other), 0).In(loc).Zone(); got == other {
+			return time.Time{}, badFold
 		}
 	}
-	if !found {
-		return time.Time{}, false
-	}
-	return time.Unix(best, int64(wall.Nanosecond())).In(loc), true
+	return t, ok
 }

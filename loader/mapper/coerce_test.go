@@ -1,8 +1,11 @@
 package mapper
 
 import (
+	"errors"
 	"testing"
 	"time"
+
+	"cdpload/source"
 )
 
 // coerceCase is one text and what appendValue makes of it: the exact JSON, or a reason.
@@ -128,12 +131,12 @@ func TestCoerceDate(t *testing.T) {
 		{"2024-02-29", `"2024-02-29"`, ok}, // leap year
 		{"2000-02-29", `"2000-02-29"`, ok},
 		{" 2026-04-21 ", `"2026-04-21"`, ok},
-		{"2025-02-29", "", badSyntax},
-		{"1900-02-29", "", badSyntax},
-		{"2026-04-31", "", badSyntax},
-		{"2026-13-01", "", badSyntax},
-		{"2026-00-10", "", badSyntax},
-		{"2026-04-00", "", badSyntax},
+		{"2025-02-29", "", badDay},
+		{"1900-02-29", "", badDay},
+		{"2026-04-31", "", badDay},
+		{"2026-13-01", "", badDay},
+		{"2026-00-10", "", badDay},
+		{"2026-04-00", "", badDay},
 		{"2026-4-21", "", badSyntax},
 		{"2026/04/21", "", badSyntax},
 		{"20260421", "", badSyntax},
@@ -144,7 +147,9 @@ func TestCoerceDate(t *testing.T) {
 	runCoerce(t, kDate, &timeSpec{layout: "01/02/2006"}, []coerceCase{
 		{"04/21/2026", `"2026-04-21"`, ok},
 		{"02/29/2024", `"2024-02-29"`, ok},
-		{"02/30/2026", "", badSyntax},
+		{"02/30/2026", "", badDay},
+		{"04/31/2026", "", badDay},
+		{"13/01/2026", "", badSyntax}, // DD/MM read as MM/DD: the form, not the day, is wrong
 		{"2026-04-21", "", badSyntax},
 		{"4/21/2026", "", badSyntax},
 	})
@@ -184,10 +189,17 @@ func TestCoerceDatetime(t *testing.T) {
 			{"2026-04-21 15:30:00", "", badNaive},
 			{"2026-04-21T15:30:00.5", "", badNaive},
 			{"2026-04-21", "", badSyntax},
-			{"2026-04-21T15:30Z", "", badSyntax},
-			{"2026-04-21T15:30:00+0200", "", badSyntax},
+			{"2026-04-21T15:30Z", "", badSeconds},
+			{"2026-04-21 15:30", "", badSeconds},
+			{"2026-04-21T15:30+02:00", "", badSeconds},
+			{"2026-04-21T15:30:00+0200", "", badOffset},
+			{"2026-06-01T12:00:00+0000", "", badOffset},
+			{"2026-06-01 12:00:00.5+0000", "", badOffset},
+			{"2026-06-01T12:00:00+00", "", badOffset},
 			{"2026-04-21t15:30:00z", "", badSyntax},
-			{"2026-02-30T10:00:00Z", "", badSyntax},
+			{"2026-02-30T10:00:00Z", "", badDay},
+			{"2026-02-29T10:00:00", "", badDay},
+			{"2026-04-31T10:00:00+02:00", "", badDay},
 			{"2026-04-21T24:00:00Z", "", badSyntax},
 			{"04/21/2026 15:30", "", badSyntax},
 			{"yesterday", "", badSyntax},
@@ -207,18 +219,23 @@ func TestCoerceDatetime(t *testing.T) {
 			{"2026-03-08T02:00:00", "", badGap},
 			{"2026-03-08T02:30:00", "", badGap},
 			{"2026-03-08T03:00:00", `"2026-03-08T03:00:00-04:00"`, ok},
-			// Fall back, 2026-11-01: 01:00-01:59 happens twice; the first (EDT) is taken.
+			// Fall back, 2026-11-01: 01:00-01:59 happens twice, once in EDT and once in
+			// EST: which one the text means is unknown, so it is refused.
 			{"2026-11-01T00:59:59", `"2026-11-01T00:59:59-04:00"`, ok},
-			{"2026-11-01T01:00:00", `"2026-11-01T01:00:00-04:00"`, ok},
-			{"2026-11-01T01:30:00", `"2026-11-01T01:30:00-04:00"`, ok},
+			{"2026-11-01T01:00:00", "", badFold},
+			{"2026-11-01T01:30:00", "", badFold},
+			{"2026-11-01 01:59:59.5", "", badFold},
 			{"2026-11-01T02:00:00", `"2026-11-01T02:00:00-05:00"`, ok},
+			{"2026-11-01T01:30:00-05:00", `"2026-11-01T01:30:00-05:00"`, ok}, // the offset says which
+			{"2026-06-01 12:00", "", badSeconds},
 			{"2026-04-21", "", badSyntax},
 		})
 		runCoerce(t, kDatetime, zoneSpec(t, "", "Europe/London"), []coerceCase{
 			{"2026-01-10T12:00:00", `"2026-01-10T12:00:00Z"`, ok},
 			{"2026-07-10T12:00:00", `"2026-07-10T12:00:00+01:00"`, ok},
 			{"2026-03-29T01:30:00", "", badGap},
-			{"2026-10-25T01:30:00", `"2026-10-25T01:30:00+01:00"`, ok},
+			{"2026-10-25T01:30:00", "", badFold},
+			{"2026-10-25T02:00:00", `"2026-10-25T02:00:00Z"`, ok},
 		})
 		runCoerce(t, kDatetime, zoneSpec(t, "", "Asia/Kolkata"), []coerceCase{
 			{"2026-04-21T15:30:00", `"2026-04-21T15:30:00+05:30"`, ok},
@@ -226,6 +243,9 @@ func TestCoerceDatetime(t *testing.T) {
 		runCoerce(t, kDatetime, zoneSpec(t, "", "Australia/Lord_Howe"), []coerceCase{
 			// A half-hour daylight-saving shift: 02:00 +10:30 becomes 02:30 +11:00.
 			{"2026-10-04T02:15:00", "", badGap},
+			// 02:00 +11:00 becomes 01:30 +10:30: 01:30 to 01:59 happen twice.
+			{"2026-04-05T01:45:00", "", badFold},
+			{"2026-04-05T01:15:00", `"2026-04-05T01:15:00+11:00"`, ok},
 			{"2026-07-01T12:00:00", `"2026-07-01T12:00:00+10:30"`, ok},
 			{"2026-01-01T12:00:00", `"2026-01-01T12:00:00+11:00"`, ok},
 		})
@@ -234,8 +254,9 @@ func TestCoerceDatetime(t *testing.T) {
 		runCoerce(t, kDatetime, zoneSpec(t, "01/02/2006 15:04", "America/New_York"), []coerceCase{
 			{"04/21/2026 15:30", `"2026-04-21T15:30:00-04:00"`, ok},
 			{"12/24/2025 09:05", `"2025-12-24T09:05:00-05:00"`, ok},
-			{"11/01/2026 01:30", `"2026-11-01T01:30:00-04:00"`, ok},
+			{"11/01/2026 01:30", "", badFold},
 			{"03/08/2026 02:30", "", badGap},
+			{"02/29/2026 10:00", "", badDay},
 			{"2026-04-21T15:30:00Z", "", badSyntax},
 			{"4/21/2026 15:30", "", badSyntax},
 			{"04/21/2026", "", badSyntax},
@@ -259,22 +280,94 @@ func TestLocalizeMatchesTimeDateOutsideTransitions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Every hour of 2026 but the repeated and skipped ones must agree with time.Date.
+	// Every hour of 2026 agrees with time.Date, but the one skipped and the one repeated.
 	for h := 0; h < 365*24; h++ {
 		wall := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(h) * time.Hour)
-		got, found := localize(wall, loc)
+		got, r := localize(wall, loc)
 		want := time.Date(wall.Year(), wall.Month(), wall.Day(), wall.Hour(), 0, 0, 0, loc)
-		if !found {
-			if want.Hour() == wall.Hour() {
-				t.Errorf("%v: not found but exists", wall)
+		skipped := wall.Month() == 3 && wall.Day() == 8 && wall.Hour() == 2
+		repeated := wall.Month() == 11 && wall.Day() == 1 && wall.Hour() == 1
+		switch {
+		case skipped || repeated:
+			if want := map[bool]reason{true: badGap, false: badFold}[skipped]; r != want {
+				t.Errorf("%v: reason %d, want %d", wall, r, want)
 			}
+		case r != ok:
+			t.Errorf("%v: refused (%d) but occurs once", wall, r)
+		case !got.Equal(want):
+			t.Errorf("%v: %v, time.Date gives %v", wall, got, want)
+		}
+	}
+}
+
+// A refused date or datetime says what is wrong with it: a day that does not exist, an
+// offset in a form RFC 3339 does not take, missing seconds, a local time the clocks skip or
+// repeat; never the value itself.
+func TestRefusedTimeMessages(t *testing.T) {
+	zoned := `
+columns:
+  - source: Local
+    field: last_order_at
+    timezone: America/New_York
+`
+	born := `
+columns:
+  - source: Born
+    field: birth_date
+    layout: "01/02/2006"
+`
+	layout := `
+columns:
+  - source: Local
+    field: last_order_at
+    layout: "01/02/2006 15:04"
+    timezone: America/New_York
+`
+	for _, c := range []struct {
+		mapping, column, value, want string
+	}{
+		{"", "birth_date", "1990-02-30",
+			`column "birth_date" (field birth_date): the date does not exist: February has 28 days that year`},
+		{"", "birth_date", "2026-02-29",
+			`column "birth_date" (field birth_date): the date does not exist: February has 28 days that year`},
+		{"", "birth_date", "2026-04-31",
+			`column "birth_date" (field birth_date): the date does not exist: April has 30 days`},
+		{"", "birth_date", "2026-13-01",
+			`column "birth_date" (field birth_date): the date does not exist: there is no month 13`},
+		{"", "birth_date", "2026-04-00",
+			`column "birth_date" (field birth_date): the date does not exist: there is no day 00`},
+		{born, "Born", "02/30/1990",
+			`column "Born" (field birth_date): the date does not exist: its month or day is out of range`},
+		{"", "created_at", "2026-02-29T10:00:00Z",
+			`column "created_at" (field created_at): the date does not exist: February has 28 days that year`},
+		{"", "created_at", "2026-06-01T12:00:00+0000",
+			`column "created_at" (field created_at): expected a datetime with a zone offset such as 2026-04-21T15:30:00Z; the value's zone offset has no colon: write it as Z, +00:00 or -05:30, or give the field a layout with -0700 in --mapping`},
+		{"", "created_at", "2026-06-01T12:00Z",
+			`column "created_at" (field created_at): expected a datetime with a zone offset such as 2026-04-21T15:30:00Z; the value has no seconds: write them (15:30:00), or give the field a layout (e.g. layout: "2006-01-02T15:04Z07:00") in --mapping`},
+		{"", "created_at", "2026-06-01 12:00",
+			`column "created_at" (field created_at): expected a datetime with a zone offset such as 2026-04-21T15:30:00Z; the value has no seconds: write them (15:30:00), or give the field a layout and a timezone (e.g. layout: "2006-01-02 15:04", timezone: America/New_York) in --mapping`},
+		{zoned, "Local", "2026-06-01 12:00",
+			`column "Local" (field last_order_at): expected a datetime with a zone offset such as 2026-04-21T15:30:00Z; the value has no seconds: write them (15:30:00), or give the field a layout (e.g. layout: "2006-01-02 15:04") in --mapping`},
+		{zoned, "Local", "2026-11-01T01:30:00",
+			`column "Local" (field last_order_at): the value falls in the hour the clocks go back in America/New_York: that local time happens twice; give it a zone offset to say which`},
+		{zoned, "Local", "2026-03-08T02:30:00",
+			`column "Local" (field last_order_at): the value falls in the hour the clocks go forward in America/New_York: that local time does not exist; give it a zone offset`},
+		{layout, "Local", "11/01/2026 01:30",
+			`column "Local" (field last_order_at): the value falls in the hour the clocks go back in America/New_York: that local time happens twice; give it a zone offset to say which`},
+	} {
+		var m *Mapping
+		if c.mapping != "" {
+			m = mustYAML(t, c.mapping)
+		}
+		mp := mustNew(t, source.CSV, []string{"customer_id", c.column}, m, Options{})
+		_, _, err := mp.Map(csvRec("C1", c.value), nil)
+		var re *RowError
+		if !errors.As(err, &re) || re.Code != CodeBadValue {
+			t.Errorf("%s %q: %v, want a bad_value RowError", c.column, c.value, err)
 			continue
 		}
-		if got.Hour() != wall.Hour() || got.Day() != wall.Day() {
-			t.Errorf("%v: localized to %v", wall, got)
-		}
-		if isRepeated := wall.Month() == 11 && wall.Day() == 1 && wall.Hour() == 1; !isRepeated && !got.Equal(want) {
-			t.Errorf("%v: %v, time.Date gives %v", wall, got, want)
+		if re.Message != c.want {
+			t.Errorf("%s %q:\n got %s\nwant %s", c.column, c.value, re.Message, c.want)
 		}
 	}
 }

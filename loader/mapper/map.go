@@ -70,7 +70,7 @@ func (m *Mapper) mapCSV(rec *source.Record, dst []byte) ([]byte, string, error) 
 		start := len(buf)
 		var r reason
 		if buf, r = appendValue(buf, p.kind, v, p.time); r != ok {
-			return buf[:0], "", badValue(p, "column", r, fmt.Sprintf("a value of %d characters", utf8.RuneCountInString(v)))
+			return buf[:0], "", badValue(p, "column", r, fmt.Sprintf("a value of %d characters", utf8.RuneCountInString(v)), v)
 		}
 		values++
 		if p.isKey {
@@ -108,7 +108,7 @@ func (m *Mapper) mapJSONL(rec *source.Record, dst []byte) ([]byte, string, error
 		m.seen[p.fieldIdx] = m.gen
 		raw := trimJSONSpace(mem.Value)
 		if len(raw) == 0 {
-			return buf[:0], "", badValue(p, "member", badSyntax, "no JSON value")
+			return buf[:0], "", badValue(p, "member", badSyntax, "no JSON value", "")
 		}
 		if len(buf) > len(bodyHead) {
 			buf = append(buf, ',')
@@ -131,7 +131,7 @@ func (m *Mapper) mapJSONL(rec *source.Record, dst []byte) ([]byte, string, error
 			} else {
 				s, valid := decodeJSONString(raw)
 				if !valid {
-					return buf[:0], "", badValue(p, "member", badJSONType, "a malformed JSON string")
+					return buf[:0], "", badValue(p, "member", badJSONType, "a malformed JSON string", "")
 				}
 				buf = appendString(buf, s)
 				if p.isKey {
@@ -142,23 +142,23 @@ func (m *Mapper) mapJSONL(rec *source.Record, dst []byte) ([]byte, string, error
 			// A string for a typed field (or one with transforms) is read like a CSV cell.
 			s, valid := decodeJSONString(raw)
 			if !valid {
-				return buf[:0], "", badValue(p, "member", badJSONType, "a malformed JSON string")
+				return buf[:0], "", badValue(p, "member", badJSONType, "a malformed JSON string", "")
 			}
 			s = applyTransforms(s, p.trans)
 			if p.kind != kString {
 				if s = strings.TrimSpace(s); s == "" {
-					return buf[:0], "", badValue(p, "member", badSyntax, "an empty JSON string")
+					return buf[:0], "", badValue(p, "member", badSyntax, "an empty JSON string", "")
 				}
 			}
 			if buf, r = appendValue(buf, p.kind, s, p.time); r != ok {
-				return buf[:0], "", badValue(p, "member", r, fmt.Sprintf("a JSON string of %d characters", utf8.RuneCountInString(s)))
+				return buf[:0], "", badValue(p, "member", r, fmt.Sprintf("a JSON string of %d characters", utf8.RuneCountInString(s)), s)
 			}
 			if p.isKey {
 				key = keyText(p, s, buf[start:])
 			}
 		case c == 't' || c == 'f':
 			if p.kind != kBoolean {
-				return buf[:0], "", badValue(p, "member", badJSONType, "a JSON boolean")
+				return buf[:0], "", badValue(p, "member", badJSONType, "a JSON boolean", "")
 			}
 			if c == 't' {
 				buf = append(buf, "true"...)
@@ -166,9 +166,9 @@ func (m *Mapper) mapJSONL(rec *source.Record, dst []byte) ([]byte, string, error
 				buf = append(buf, "false"...)
 			}
 		case c == '{':
-			return buf[:0], "", badValue(p, "member", badJSONType, "a JSON object")
+			return buf[:0], "", badValue(p, "member", badJSONType, "a JSON object", "")
 		case c == '[':
-			return buf[:0], "", badValue(p, "member", badJSONType, "a JSON array")
+			return buf[:0], "", badValue(p, "member", badJSONType, "a JSON array", "")
 		default:
 			switch p.kind {
 			case kInteger:
@@ -176,10 +176,10 @@ func (m *Mapper) mapJSONL(rec *source.Record, dst []byte) ([]byte, string, error
 			case kNumber:
 				buf, r = appendNumber(buf, raw)
 			default:
-				return buf[:0], "", badValue(p, "member", badJSONType, "a JSON number")
+				return buf[:0], "", badValue(p, "member", badJSONType, "a JSON number", "")
 			}
 			if r != ok {
-				return buf[:0], "", badValue(p, "member", r, fmt.Sprintf("a JSON number of %d characters", len(raw)))
+				return buf[:0], "", badValue(p, "member", r, fmt.Sprintf("a JSON number of %d characters", len(raw)), "")
 			}
 			if p.isKey {
 				key = string(buf[start:])
@@ -222,10 +222,10 @@ func keyText(p *plan, s string, encoded []byte) string {
 	return string(encoded)
 }
 
-// badValue is the RowError for a value that does not fit its field. got describes the value
-// without showing it.
-func badValue(p *plan, what string, r reason, got string) *RowError {
-	msg := fmt.Sprintf("%s %q (field %s): %s", what, p.source, p.field, expectation(p.kind, p.time, r))
+// badValue is the RowError for text, a value that does not fit its field. got describes the
+// value without showing it; text is read only to say what is wrong, never quoted.
+func badValue(p *plan, what string, r reason, got, text string) *RowError {
+	msg := fmt.Sprintf("%s %q (field %s): %s", what, p.source, p.field, expectation(p.kind, p.time, r, text))
 	if r == badSyntax || r == badJSONType {
 		msg += "; got " + got
 	}

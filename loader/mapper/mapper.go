@@ -286,7 +286,7 @@ func New(schema sink.Schema, format source.Format, header []string, m *Mapping, 
 			var r reason
 			mp.consts, r = appendValue(mp.consts, k, c.Value, &timeSpec{})
 			if r != ok {
-				bad(c.Pos, "constant %s: %s", c.Field, expectation(k, nil, r))
+				bad(c.Pos, "constant %s: %s", c.Field, expectation(k, nil, r, c.Value))
 			}
 			constField[c.Field] = c.Pos
 			mp.constIdx = append(mp.constIdx, fieldIdx[c.Field])
@@ -391,9 +391,17 @@ func didYouMean(name string, candidates []string) string {
 	return ""
 }
 
-// expectation describes, for a message, what a field of kind k takes and why a text was
-// refused. It never includes the text.
-func expectation(k kind, ts *timeSpec, r reason) string {
+// expectation describes, for a message, what a field of kind k takes and why text was
+// refused (r). It never quotes the text; of a date that does not exist it names the month.
+func expectation(k kind, ts *timeSpec, r reason, text string) string {
+	switch r {
+	case badDay:
+		return "the date does not exist: " + missingDay(text)
+	case badGap:
+		return fmt.Sprintf("the value falls in the hour the clocks go forward in %s: that local time does not exist; give it a zone offset", ts.zoneTxt)
+	case badFold:
+		return fmt.Sprintf("the value falls in the hour the clocks go back in %s: that local time happens twice; give it a zone offset to say which", ts.zoneTxt)
+	}
 	var want string
 	switch k {
 	case kString:
@@ -419,8 +427,10 @@ func expectation(k kind, ts *timeSpec, r reason) string {
 	switch r {
 	case badNaive:
 		why = "; the value has no zone offset: include one, or set a timezone (e.g. timezone: America/New_York) for it in --mapping"
-	case badGap:
-		why = fmt.Sprintf("; the value is a local time that does not exist in %s (skipped when clocks went forward)", ts.zoneTxt)
+	case badOffset:
+		why = "; the value's zone offset has no colon: write it as Z, +00:00 or -05:30, or give the field a layout with -0700 in --mapping"
+	case badSeconds:
+		why = "; the value has no seconds: write them (15:30:00), or " + minutesLayout(text, ts)
 	case badRange:
 		why = "; the value is beyond the range of a 64-bit float"
 	case badAbbrev:
@@ -429,6 +439,47 @@ func expectation(k kind, ts *timeSpec, r reason) string {
 		why = "; the value is outside the years 0000 to 9999 in UTC"
 	}
 	return "expected " + want + why
+}
+
+// missingDay says why text, a date of the right form, does not exist. Of YYYY-MM-DD it
+// names the month, not the year or the day: the value may be personal data.
+func missingDay(text string) string {
+	if len(text) >= 10 && text[4] == '-' && text[7] == '-' {
+		y, ok1 := digits(text[0:4])
+		mo, ok2 := digits(text[5:7])
+		d, ok3 := digits(text[8:10])
+		if ok1 && ok2 && ok3 {
+			m := time.Month(mo)
+			switch {
+			case mo < 1 || mo > 12:
+				return "there is no month " + text[5:7]
+			case d < 1:
+				return "there is no day 00"
+			case m == time.February:
+				return fmt.Sprintf("February has %d days that year", daysIn(m, y))
+			default:
+				return fmt.Sprintf("%s has %d days", m, daysIn(m, y))
+			}
+		}
+	}
+	return "its month or day is out of range"
+}
+
+// minutesLayout suggests a mapping layout that reads text, a datetime without seconds: its
+// date and time separated as text has them, with a zone offset if text has one, else with
+// a timezone if the field has none.
+func minutesLayout(text string, ts *timeSpec) string {
+	layout := "2006-01-02 15:04"
+	if len(text) > 10 && text[10] == 'T' {
+		layout = "2006-01-02T15:04"
+	}
+	if len(text) > len(layout) {
+		return fmt.Sprintf("give the field a layout (e.g. layout: %q) in --mapping", layout+"Z07:00")
+	}
+	if ts == nil || ts.loc == nil {
+		return fmt.Sprintf("give the field a layout and a timezone (e.g. layout: %q, timezone: America/New_York) in --mapping", layout)
+	}
+	return fmt.Sprintf("give the field a layout (e.g. layout: %q) in --mapping", layout)
 }
 
 func exampleTime(ts *timeSpec) string {

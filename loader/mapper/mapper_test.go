@@ -233,7 +233,7 @@ columns:
 		{4, "2025-12-01T08:00:00", "created_at", `column "created_at" (field created_at): expected a datetime with a zone offset such as 2026-04-21T15:30:00Z; the value has no zone offset: include one, or set a timezone (e.g. timezone: America/New_York) for it in --mapping`},
 		{5, "31/01/1990", "birth_date", `column "birth_date" (field birth_date): expected a date YYYY-MM-DD such as 2026-04-21; got a value of 10 characters`},
 		{6, "2026-04-21 15:30", "last_order_at", `column "Last Order" (field last_order_at): expected a datetime in layout "01/02/2006 15:04" such as 04/21/2026 15:30; got a value of 16 characters`},
-		{6, "03/08/2026 02:30", "last_order_at", `the value is a local time that does not exist in America/New_York (skipped when clocks went forward)`},
+		{6, "03/08/2026 02:30", "last_order_at", `column "Last Order" (field last_order_at): the value falls in the hour the clocks go forward in America/New_York: that local time does not exist; give it a zone offset`},
 	}
 	for _, c := range cases {
 		row := append([]string(nil), ok...)
@@ -351,7 +351,8 @@ constants:
 		{"empty string for an integer", `{"Email":"a@x.io","orders_count":""}`, "", CodeBadValue, `got an empty JSON string`},
 		{"naive datetime", `{"Email":"a@x.io","created_at":"2026-04-21T15:30:00"}`, "", CodeBadValue, `the value has no zone offset`},
 		{"number for a datetime", `{"Email":"a@x.io","created_at":1745249400}`, "", CodeBadValue, `got a JSON number`},
-		{"bad date", `{"Email":"a@x.io","birth_date":"1990-02-30"}`, "", CodeBadValue, `expected a date YYYY-MM-DD`},
+		{"bad date", `{"Email":"a@x.io","birth_date":"1990-02-31"}`, "", CodeBadValue, `member "birth_date" (field birth_date): the date does not exist: February has 28 days that year`},
+		{"bad date form", `{"Email":"a@x.io","birth_date":"02/03/1990"}`, "", CodeBadValue, `expected a date YYYY-MM-DD`},
 		{"null key", `{"Email":null,"first_name":"Jo"}`, "", CodeMissingKey, "no value for the match key email"},
 		{"empty key", `{"Email":"  ","first_name":"Jo"}`, "", CodeMissingKey, "no value for the match key email"},
 		{"no key", `{"first_name":"Jo"}`, "", CodeMissingKey, "no value for the match key email"},
