@@ -123,6 +123,7 @@ type rowPos struct {
 type outcome struct {
 	pos    rowPos
 	raw    []byte
+	spill  *source.Spill // the row's bytes instead of raw, for a row over the size limit
 	reject *Reject
 	other  bool // another shard's row: neither sent nor rejected here
 }
@@ -304,9 +305,12 @@ func (r *run) read(queues []chan job) error {
 		pos := rowPos{num: rec.Num, line: rec.Line, end: next.Offset, nextLine: next.Line}
 		if rec.Err != nil {
 			if r.otherShard(pos, "") {
+				rec.Spill.Remove()
 				continue
 			}
-			r.post(r.localReject(pos, rec.Raw, "", StageParse, rec.Err.Code, rec.Err.Message))
+			o := r.localReject(pos, rec.Raw, "", StageParse, rec.Err.Code, rec.Err.Message)
+			o.spill = rec.Spill
+			r.post(o)
 			continue
 		}
 		buf := bodyPool.Get().(*[]byte)

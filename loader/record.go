@@ -112,7 +112,7 @@ func (r *run) apply(o outcome) error {
 	case o.reject == nil:
 		r.sum.Accepted++
 	default:
-		if err := r.rej.write(o.raw, o.reject); err != nil {
+		if err := r.rej.write(o.raw, o.spill, o.reject); err != nil {
 			return err
 		}
 		r.sum.Rejected++

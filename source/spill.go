@@ -3,6 +3,7 @@ package source
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -30,6 +31,9 @@ func (s *Spill) EndsLine() bool { return s.endsLine }
 
 // WriteTo copies the record's bytes to w. It may be called more than once.
 func (s *Spill) WriteTo(w io.Writer) (int64, error) {
+	if s.f == nil {
+		return 0, errors.New("spilled row: already removed")
+	}
 	n, err := io.Copy(w, io.NewSectionReader(s.f, 0, s.size))
 	if err != nil {
 		return n, fmt.Errorf("spilled row: %w", err)
