@@ -145,6 +145,7 @@ type rowPos struct {
 type outcome struct {
 	pos    rowPos
 	raw    []byte
+	spill  *source.Spill // the row's bytes instead of raw, for a row over the size limit
 	reject *Reject
 	other  bool // another shard's row: neither sent nor rejected here
 }
@@ -342,9 +343,12 @@ func (r *run) read(queues []chan job) error {
 		}
 		if rec.Err != nil {
 			if r.otherShard(pos, "") {
+				rec.Spill.Remove()
 				continue
 			}
-			r.post(r.localReject(pos, rec.Raw, "", StageParse, rec.Err.Code, rec.Err.Message))
+			o := r.localReject(pos, rec.Raw, "", StageParse, rec.Err.Code, rec.Err.Message)
+			o.spill = rec.Spill
+			r.post(o)
 			continue
 		}
 		buf := bodyPool.Get().(*[]byte)

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -71,12 +72,13 @@ func prepare(ctx context.Context, cfg Config) (*run, error) {
 		r.next = st.Watermark + 1
 	}
 
+	opts := cfg.Source
+	opts.SpillDir = filepath.Dir(paths.rejects) // checked writable; the root may be read-only
 	if cfg.Remote != nil {
-		opts := cfg.Source
 		opts.Format = format
 		r.in, err = source.OpenRanged(cfg.Remote, cfg.Path, cfg.Remote.Size(), opts, from)
 	} else {
-		r.in, err = source.Open(cfg.Path, cfg.Source, from)
+		r.in, err = source.Open(cfg.Path, opts, from)
 	}
 	if err != nil {
 		return r, inputErr(cfg, err)
@@ -104,7 +106,7 @@ func prepare(ctx context.Context, cfg Config) (*run, error) {
 			return r, err
 		}
 	}
-	r.rej, err = openRejects(paths.rejects, r.in.HeaderRaw(), fresh, rowsSize, logSize)
+	r.rej, err = openRejects(paths.rejects, r.in.HeaderRaw(), r.in.LineEnd(), fresh, rowsSize, logSize)
 	if err != nil {
 		return r, &ConfigError{Err: err}
 	}
@@ -280,6 +282,14 @@ func optionsOf(cfg Config, format source.Format) map[string]string {
 	if cfg.Shard.Split() {
 		opts["shard"] = cfg.Shard.String() // a watermark counts the other shards' rows as done
 	}
+	// A row under one limit is sent, over another rejected. At the default, checkpoints
+	// from before the limit still resume: the API refused such rows anyway.
+	if m := cfg.Source.MaxRecordBytes; m != source.DefaultMaxRecordBytes {
+		opts["maxRowBytes"] = strconv.FormatInt(m, 10)
+	}
+	if enc, err := source.LookupEncoding(cfg.Source.Encoding); err == nil && enc != "utf-8" {
+		opts["encoding"] = enc // the canonical name: latin1 and iso-8859-1 are windows-1252
+	}
 	return opts
 }
 
@@ -364,9 +374,12 @@ func (c *checkpointer) close() error {
 	return c.lock.Release()
 }
 
-// close releases what the run holds; it is safe on a partly prepared run.
+// close releases what the run holds; it is safe on a partly prepared run. It notes in the
+// summary the encoding that rows rejected as not UTF-8 look like, which only the reader
+// knows; Run returns the summary after close.
 func (r *run) close() {
 	if r.in != nil {
+		r.sum.SuggestedEncoding = r.in.SuggestedEncoding()
 		r.in.Close()
 	}
 	r.ckpt.close()

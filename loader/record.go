@@ -108,7 +108,7 @@ func (r *run) apply(o outcome) error {
 		r.sum.Accepted++
 		c.Accepted.Add(1)
 	default:
-		if err := r.rej.write(o.raw, o.reject); err != nil {
+		if err := r.rej.write(o.raw, o.spill, o.reject); err != nil {
 			return err
 		}
 		if o.reject.Stage == StageHeld {

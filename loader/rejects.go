@@ -2,6 +2,7 @@ package loader
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 
 	"cdpload/checkpoint"
+	"cdpload/source"
 )
 
 // Reject is one line of the rejects log (PATH.log.jsonl): why a row was not accepted.
@@ -46,6 +48,7 @@ const (
 type rejectFiles struct {
 	path, logPath string
 	header        []byte // written first into a new rows file; nil for JSONL
+	lineEnd       []byte // a line feed in the input's encoding
 
 	rows, log   *os.File
 	rowsW, logW *bufio.Writer
@@ -68,8 +71,9 @@ func rejectsErr(path string, err error) error {
 
 // openRejects prepares the reject files. A fresh run removes earlier ones; a resume keeps
 // exactly the first rowsSize and logSize bytes, which cover the rows up to the checkpoint.
-func openRejects(path string, header []byte, fresh bool, rowsSize, logSize int64) (*rejectFiles, error) {
-	r := &rejectFiles{path: path, logPath: path + ".log.jsonl", header: header}
+// lineEnd is a line feed in the input's encoding, which ends every row written.
+func openRejects(path string, header, lineEnd []byte, fresh bool, rowsSize, logSize int64) (*rejectFiles, error) {
+	r := &rejectFiles{path: path, logPath: path + ".log.jsonl", header: header, lineEnd: lineEnd}
 	if fresh {
 		for _, p := range []string{r.path, r.logPath} {
 			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -142,26 +146,38 @@ func (r *rejectFiles) create() error {
 	return nil
 }
 
-// write appends one rejected row and its log entry. raw is the row as read; a row without
-// a line terminator (the input's last) gets one so that later rows stay apart.
-func (r *rejectFiles) write(raw []byte, rej *Reject) error {
+// write appends one rejected row and its log entry. raw is the row as read, or spill holds
+// it when it was too large to read into memory (write streams it and removes it); a row
+// without a line terminator (the input's last) gets one so that later rows stay apart.
+func (r *rejectFiles) write(raw []byte, spill *source.Spill, rej *Reject) error {
+	defer spill.Remove()
 	if r.rowsW == nil || r.logW == nil {
 		if err := r.create(); err != nil {
 			return err
 		}
 	}
-	terminate := len(raw) > 0 && raw[len(raw)-1] != '\n'
-	rej.Bytes = int64(len(raw))
+	size, ends := int64(len(raw)), bytes.HasSuffix(raw, r.lineEnd)
+	if spill != nil {
+		size, ends = spill.Size(), spill.EndsLine()
+	}
+	terminate := size > 0 && !ends
+	rej.Bytes = size
 	if terminate {
-		rej.Bytes++
+		rej.Bytes += int64(len(r.lineEnd))
 	}
 	line, err := json.Marshal(rej)
 	if err != nil {
 		return rejectsErr(r.logPath, err)
 	}
-	r.rowsW.Write(raw) // a write error sticks to the writer and comes back from flush
+	if spill != nil {
+		if _, err := spill.WriteTo(r.rowsW); err != nil {
+			return fmt.Errorf("rejects %s: row %d: %w", r.path, rej.Row, err)
+		}
+	} else {
+		r.rowsW.Write(raw) // a write error sticks to the writer and comes back from flush
+	}
 	if terminate {
-		r.rowsW.WriteByte('\n')
+		r.rowsW.Write(r.lineEnd)
 	}
 	r.rowsN += rej.Bytes
 	r.logW.Write(line)

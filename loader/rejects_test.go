@@ -2,11 +2,15 @@ package loader
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"cdpload/source"
 )
 
 func readLog(t *testing.T, path string) []Reject {
@@ -35,7 +39,7 @@ func TestRejectFilesFreshResumeAndTruncate(t *testing.T) {
 
 	// A stale file from an earlier run is removed by a fresh start; no reject, no file.
 	os.WriteFile(path, []byte("stale"), 0o600)
-	r, err := openRejects(path, header, true, 0, 0)
+	r, err := openRejects(path, header, []byte("\n"), true, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,14 +50,14 @@ func TestRejectFilesFreshResumeAndTruncate(t *testing.T) {
 		t.Fatalf("stale rejects not removed: %v", err)
 	}
 
-	r, _ = openRejects(path, header, true, 0, 0)
-	r.write([]byte("a@x,gold\r\n"), &Reject{Row: 1, Line: 2, Stage: StageSend, Status: 422})
+	r, _ = openRejects(path, header, []byte("\n"), true, 0, 0)
+	r.write([]byte("a@x,gold\r\n"), nil, &Reject{Row: 1, Line: 2, Stage: StageSend, Status: 422})
 	if err := r.flush(true); err != nil {
 		t.Fatal(err)
 	}
 	rows, logN := r.rowsN, r.logN
 	// A row without a line terminator (the input's last) gets one.
-	r.write([]byte("b@x,silver"), &Reject{Row: 5, Line: 6, Stage: StageMap})
+	r.write([]byte("b@x,silver"), nil, &Reject{Row: 5, Line: 6, Stage: StageMap})
 	r.close()
 	data, _ := os.ReadFile(path)
 	if string(data) != "email,tier\r\na@x,gold\r\nb@x,silver\n" {
@@ -66,11 +70,11 @@ func TestRejectFilesFreshResumeAndTruncate(t *testing.T) {
 	}
 
 	// A resume cuts both files back to the checkpoint's sizes, then appends.
-	r, err = openRejects(path, header, false, rows, logN)
+	r, err = openRejects(path, header, []byte("\n"), false, rows, logN)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.write([]byte("c@x,gold\r\n"), &Reject{Row: 7, Line: 8, Stage: StageValidate})
+	r.write([]byte("c@x,gold\r\n"), nil, &Reject{Row: 7, Line: 8, Stage: StageValidate})
 	r.close()
 	data, _ = os.ReadFile(path)
 	if string(data) != "email,tier\r\na@x,gold\r\nc@x,gold\r\n" {
@@ -82,12 +86,12 @@ func TestRejectFilesFreshResumeAndTruncate(t *testing.T) {
 	}
 
 	// A file shorter than the checkpoint says was changed behind our back: refuse.
-	if _, err := openRejects(path, header, false, 1<<20, 0); err == nil || !strings.Contains(err.Error(), "--restart") {
+	if _, err := openRejects(path, header, []byte("\n"), false, 1<<20, 0); err == nil || !strings.Contains(err.Error(), "--restart") {
 		t.Fatalf("short rejects file: err %v", err)
 	}
 	// A missing file the checkpoint says held bytes: refuse.
 	os.Remove(path)
-	if _, err := openRejects(path, header, false, 10, 0); err == nil {
+	if _, err := openRejects(path, header, []byte("\n"), false, 10, 0); err == nil {
 		t.Fatal("missing rejects file accepted")
 	}
 }
@@ -97,11 +101,11 @@ func TestRejectFilesFreshResumeAndTruncate(t *testing.T) {
 // report it a third time.
 func TestRejectFilesWriteFailureSticks(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "p.rejects.csv")
-	r, err := openRejects(path, nil, true, 0, 0)
+	r, err := openRejects(path, nil, []byte("\n"), true, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.write([]byte("a\n"), &Reject{Row: 1}); err != nil {
+	if err := r.write([]byte("a\n"), nil, &Reject{Row: 1}); err != nil {
 		t.Fatal(err)
 	}
 	// The rows file turns unwritable, as a full disk makes it: a read-only handle.
@@ -110,7 +114,7 @@ func TestRejectFilesWriteFailureSticks(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.rowsW.Reset(r.rows)
-	r.write([]byte("b\n"), &Reject{Row: 2})
+	r.write([]byte("b\n"), nil, &Reject{Row: 2})
 	first := r.flush(false)
 	want := "rejects: write " + path + ": bad file descriptor"
 	if first == nil || first.Error() != want {
@@ -124,5 +128,54 @@ func TestRejectFilesWriteFailureSticks(t *testing.T) {
 	}
 	if err := joinOnce(&StopError{Err: first}, first, nil); err.Error() != want {
 		t.Errorf("joinOnce: %q, want %q", err, want)
+	}
+}
+
+// A row over the size limit reaches the rejects from its spill, in the input's encoding,
+// with a line end added to the input's last row; the spill is released.
+func TestRejectFilesSpilledRow(t *testing.T) {
+	dir := t.TempDir()
+	le := func(s string) []byte { // UTF-16LE of ASCII text
+		var b []byte
+		for _, c := range []byte(s) {
+			b = append(b, c, 0)
+		}
+		return b
+	}
+	in := append(le("id,v\n1,a\n2,"), le(strings.Repeat("x", 2000))...)
+	rd, err := source.NewReader(bytes.NewReader(in), "in.csv",
+		source.Options{Encoding: "utf-16le", MaxRecordBytes: 1024, SpillDir: dir}, source.Position{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	small, _ := rd.Next()
+	big, err := rd.Next()
+	if err != nil || big.Spill == nil {
+		t.Fatalf("record %+v, %v: want a spill", big, err)
+	}
+	path := filepath.Join(dir, "in.rejects.csv")
+	r, err := openRejects(path, rd.HeaderRaw(), rd.LineEnd(), true, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.write(small.Raw, nil, &Reject{Row: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.write(nil, big.Spill, &Reject{Row: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.close(); err != nil {
+		t.Fatal(err)
+	}
+	want := append(le("id,v\n1,a\n2,"+strings.Repeat("x", 2000)), le("\n")...)
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, want) {
+		t.Errorf("rejects file of %d bytes, want %d", len(got), len(want))
+	}
+	if log := readLog(t, path+".log.jsonl"); len(log) != 2 || log[0].Bytes != 8 || log[1].Bytes != int64(len(le("2,"))+4000+2) {
+		t.Errorf("log %+v", log)
+	}
+	if _, err := big.Spill.WriteTo(io.Discard); err == nil {
+		t.Error("the spill can still be read after the row was written")
 	}
 }

@@ -55,6 +55,9 @@ type Summary struct {
 	TotalAccepted int64 `json:"totalAccepted"` // over every run of this checkpoint
 	// TotalRejected counts the rows in the rejects over every run, held ones included.
 	TotalRejected int64 `json:"totalRejected"`
+
+	// SuggestedEncoding is the encoding that rows rejected as not valid UTF-8 look like.
+	SuggestedEncoding string `json:"suggestedEncoding,omitempty"`
 }
 
 // WriteText writes the summary for a person.
@@ -105,6 +108,9 @@ func (s *Summary) WriteText(w io.Writer) {
 	fmt.Fprintf(&b, "  %.1fs, %.0f rows/s\n", s.Seconds, s.RowsPerSecond)
 	if s.Rejected+s.Held > 0 {
 		fmt.Fprintf(&b, "  rejected rows: %s (why: %s)\n", s.Rejects, s.RejectsLog)
+	}
+	if s.SuggestedEncoding != "" {
+		fmt.Fprintf(&b, "  rows are not valid UTF-8; the bytes look like %s: try --encoding %s\n", s.SuggestedEncoding, s.SuggestedEncoding)
 	}
 	if s.Error != "" {
 		fmt.Fprintf(&b, "  stopped: %s\n", s.Error)

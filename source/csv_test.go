@@ -268,7 +268,7 @@ func TestCSVHeaderErrors(t *testing.T) {
 		{"blank name", "profiles.csv", Options{}, "id, \n", "profiles.csv: header: column 2 has no name"},
 		{"trailing delimiter", "profiles.csv", Options{}, "id,email,\n", "profiles.csv: header: column 3 has no name"},
 		{"bad quote", "profiles.csv", Options{}, "id,\"email\"x\n", `profiles.csv: header (line 1): column 2: a quote ends the field but more text follows it (line 1)`},
-		{"NUL (UTF-16)", "profiles.csv", Options{}, "\xff\xfei\x00d\x00\n\x00", "profiles.csv: header: column 1 contains a NUL byte (is the file UTF-16? convert it to UTF-8)"},
+		{"NUL (UTF-16)", "profiles.csv", Options{}, "\xff\xfei\x00d\x00\n\x00", "profiles.csv: header: column 1 contains a NUL byte (is the file UTF-16? the bytes look like utf-16le: try --encoding utf-16le, or convert it to UTF-8)"},
 		{"invalid UTF-8", "profiles.csv", Options{}, "id,\xe9mail\n", "profiles.csv: header: column 2 is not valid UTF-8"},
 		{"lone CR line ends", "profiles.csv", Options{}, "id,email\r1,a@b\r", "profiles.csv: header: column 2 contains a carriage return: lines must end in LF or CRLF, a lone CR does not end a line"},
 		{"quote as delimiter", "profiles.csv", Options{Delimiter: '"'}, "a\"b\n", `profiles.csv: delimiter '"' cannot separate fields`},

@@ -15,7 +15,21 @@ type Options struct {
 	// Delimiter separates CSV and TSV fields. Zero means ',' for CSV and '\t' for TSV.
 	// It is ignored for JSONL.
 	Delimiter rune
+	// Encoding names the input's character encoding as LookupEncoding takes it
+	// ("windows-1252", "utf-16le", …); empty is UTF-8. Offsets, Raw and spills stay in the
+	// input's own bytes; cells and members are decoded to UTF-8.
+	Encoding string
+	// MaxRecordBytes is the largest record, in bytes of the input, that is read into
+	// memory; a larger one comes back with Err.Code "row_too_large" and its bytes in a
+	// Spill, having taken about this much memory. Zero is no limit.
+	MaxRecordBytes int64
+	// SpillDir is the folder for spills; empty is the system's temporary folder.
+	SpillDir string
 }
+
+// DefaultMaxRecordBytes is the record size limit a command line gives by default: the
+// Profiles API refuses a larger request body.
+const DefaultMaxRecordBytes = 1 << 20
 
 // compressedExts are the file name extensions of the compressions an input may have. The
 // reader goes by the file's first bytes, not by its name; the name only has to say the
@@ -53,6 +67,9 @@ func DetectFormat(name string) (f Format, compressed bool, err error) {
 
 // resolve fills in the defaults of opts for the input called name and checks them.
 func (opts Options) resolve(name string) (Options, error) {
+	if opts.MaxRecordBytes < 0 {
+		return opts, fmt.Errorf("%s: the record size limit %d is negative", displayName(name), opts.MaxRecordBytes)
+	}
 	if opts.Format == "" {
 		f, _, err := DetectFormat(name)
 		if err != nil {
@@ -80,6 +97,24 @@ func (opts Options) resolve(name string) (Options, error) {
 		return opts, fmt.Errorf("%s: delimiter %q cannot separate fields", displayName(name), d)
 	}
 	return opts, nil
+}
+
+// config is what the decoders take of resolved options.
+func (opts Options) config(name string) (readConfig, error) {
+	cs, err := lookupCharset(opts.Encoding)
+	if err != nil {
+		return readConfig{}, fmt.Errorf("%s: %w", displayName(name), err)
+	}
+	if opts.Format != JSONL {
+		if err := cs.checkDelimiter(opts.Delimiter); err != nil {
+			return readConfig{}, fmt.Errorf("%s: %w", displayName(name), err)
+		}
+	}
+	cfg := readConfig{name: displayName(name), delim: opts.Delimiter, cs: cs, max: opts.MaxRecordBytes, spillDir: opts.SpillDir}
+	if cs == nil {
+		cfg.hint = new(string) // text that is not UTF-8 gets a guess of its encoding
+	}
+	return cfg, nil
 }
 
 // displayName is how messages name an input: "-" reads as "stdin".

@@ -13,7 +13,7 @@ import (
 // jsonlDecoder turns JSON Lines into records: one JSON object per line. Lines holding
 // only white space are not records (but they are counted).
 type jsonlDecoder struct {
-	name string
+	cfg  readConfig
 	br   *bufio.Reader
 	pos  int64 // file offset of the next line
 	line int64 // number of the next line
@@ -33,8 +33,8 @@ const maxNames = 4096
 
 // newJSONLDecoder reads br, whose first byte is at file offset start; a non-zero from
 // says that br starts after record from.Num instead.
-func newJSONLDecoder(br *bufio.Reader, name string, start int64, from Position) *jsonlDecoder {
-	d := &jsonlDecoder{name: name, br: br, pos: start, line: 1, keys: map[string]struct{}{}, names: map[string]string{}}
+func newJSONLDecoder(br *bufio.Reader, cfg readConfig, start int64, from Position) *jsonlDecoder {
+	d := &jsonlDecoder{cfg: cfg, br: br, pos: start, line: 1, keys: map[string]struct{}{}, names: map[string]string{}}
 	if from != (Position{}) {
 		d.pos, d.line, d.num = from.Offset, from.Line, from.Num
 	}
@@ -46,15 +46,36 @@ func (d *jsonlDecoder) at() Position { return Position{Num: d.num, Line: d.line,
 // read returns the next record. With full false it only finds the record's bounds
 // (Num, Line, Offset, End), for skipping on a resume.
 func (d *jsonlDecoder) read(full bool) (Record, error) {
+	cs := d.cfg.cs
 	for {
-		b, err := d.readLine()
+		b, long, err := d.readLine(full)
 		if err != nil && err != io.EOF {
-			return Record{}, fmt.Errorf("%s: read: %w", d.name, ioError(err))
+			return Record{}, fmt.Errorf("%s: read: %w", d.cfg.name, ioError(err))
+		}
+		if long != nil {
+			r := Record{Line: d.line, Offset: d.pos, End: d.pos + long.size}
+			d.pos = r.End
+			d.line += long.lines
+			if long.blank {
+				long.abort()
+				continue
+			}
+			d.num++
+			r.Num, r.nextLine = d.num, d.line
+			if full {
+				sp, err := long.finish()
+				if err != nil {
+					return Record{}, fmt.Errorf("%s: record %d (line %d): %w", d.cfg.name, r.Num, r.Line, err)
+				}
+				r.Spill, r.Err = sp, tooLarge(sp.size, d.cfg.max)
+			}
+			return r, nil
 		}
 		if len(b) == 0 {
 			return Record{}, io.EOF
 		}
-		r := Record{Line: d.line, Offset: d.pos, End: d.pos + int64(len(b))}
+		size := cs.rawLen(b)
+		r := Record{Line: d.line, Offset: d.pos, End: d.pos + size}
 		d.pos = r.End
 		if b[len(b)-1] == '\n' {
 			d.line++
@@ -64,31 +85,107 @@ func (d *jsonlDecoder) read(full bool) (Record, error) {
 		}
 		d.num++
 		r.Num = d.num
-		if full {
+		if !full {
+			return r, nil
+		}
+		switch {
+		case d.cfg.max > 0 && size > d.cfg.max:
+			a := &rowBytes{cs: cs, max: d.cfg.max, dir: d.cfg.spillDir, keep: true}
+			err := a.open()
+			if err == nil {
+				if err = a.write(b); err != nil {
+					a.abort()
+				}
+			}
+			if err == nil {
+				r.Spill, err = a.finish()
+			}
+			if err != nil {
+				return Record{}, fmt.Errorf("%s: record %d (line %d): %w", d.cfg.name, r.Num, r.Line, err)
+			}
+			r.nextLine, r.Err = d.line, tooLarge(size, d.cfg.max)
+		case cs == nil:
 			r.Raw = bytes.Clone(b)
 			r.Members, r.Err = d.parse(r.Raw)
+		case cs.wide:
+			r.Raw = cs.appendRaw(make([]byte, 0, size), b)
+			r.nextLine = d.line
+			r.Members, r.Err = d.parse(bytes.Clone(b))
+			if r.Err != nil && r.Err.Code == "invalid_utf8" {
+				r.Members, r.Err = nil, &RecordError{Code: "invalid_encoding", Message: "the line is not valid " + cs.name}
+			}
+		default:
+			r.Raw = bytes.Clone(b)
+			text, ok := cs.decode(make([]byte, 0, len(b)+len(b)/2), b)
+			if !ok {
+				r.Err = &RecordError{Code: "invalid_encoding", Message: "the line is not valid " + cs.name}
+				break
+			}
+			r.Members, r.Err = d.parse(text)
 		}
 		return r, nil
 	}
 }
 
 // readLine returns the next line with its terminator, or what is left before the end of
-// the input. The slice is valid until the next call.
-func (d *jsonlDecoder) readLine() ([]byte, error) {
+// the input. The slice is valid until the next call. A line over the size limit comes
+// back as long instead, counted and, when full, spilled.
+func (d *jsonlDecoder) readLine(full bool) (line []byte, long *longLine, err error) {
 	b, err := d.br.ReadSlice('\n')
 	if err != bufio.ErrBufferFull {
-		return b, err
+		return b, nil, err
+	}
+	var guard int64
+	if d.cfg.max > 0 {
+		guard = d.cfg.cs.guard(d.cfg.max)
 	}
 	d.long = append(d.long[:0], b...)
 	for err == bufio.ErrBufferFull {
+		if guard > 0 && int64(len(d.long)) > guard {
+			return d.readLong(full)
+		}
 		b, err = d.br.ReadSlice('\n')
 		d.long = append(d.long, b...)
 	}
 	if cap(d.long) > shrinkAbove {
 		b, d.long = d.long, nil // do not pin a huge line's memory
-		return b, err
+		return b, nil, err
 	}
-	return d.long, err
+	return d.long, nil, err
+}
+
+// longLine is a line over the size limit.
+type longLine struct {
+	*rowBytes
+	blank bool // it holds only white space: no record
+}
+
+// readLong reads on to the end of a line over the size limit whose start is in d.long.
+func (d *jsonlDecoder) readLong(full bool) ([]byte, *longLine, error) {
+	l := &longLine{rowBytes: &rowBytes{cs: d.cfg.cs, max: d.cfg.max, dir: d.cfg.spillDir, keep: full}, blank: true}
+	if full {
+		if err := l.open(); err != nil {
+			return nil, nil, fmt.Errorf("record %d (line %d): %w", d.num+1, d.line, err)
+		}
+	}
+	b, err := d.long, bufio.ErrBufferFull
+	d.long = nil
+	for {
+		l.blank = l.blank && isBlank(b)
+		if werr := l.write(b); werr != nil {
+			l.abort()
+			return nil, nil, fmt.Errorf("record %d (line %d): %w", d.num+1, d.line, werr)
+		}
+		if err != bufio.ErrBufferFull {
+			break
+		}
+		b, err = d.br.ReadSlice('\n')
+	}
+	if err != nil && err != io.EOF {
+		l.abort()
+		return nil, nil, err
+	}
+	return nil, l, err
 }
 
 // isBlank reports whether b holds only JSON white space.
@@ -113,7 +210,7 @@ func (d *jsonlDecoder) parse(raw []byte) ([]Member, *RecordError) {
 	if !ok {
 		// The slow path only builds the messages, as utf8.Valid and encoding/json say them.
 		if !utf8.Valid(b) {
-			return nil, &RecordError{Code: "invalid_utf8", Message: fmt.Sprintf("byte %d is not valid UTF-8", invalidUTF8At(b)+1)}
+			return nil, &RecordError{Code: "invalid_utf8", Message: fmt.Sprintf("byte %d is not valid UTF-8", invalidUTF8At(b)+1) + firstHint(d.cfg.hint, b)}
 		}
 		return nil, &RecordError{Code: "bad_json", Message: syntaxMessage(b)}
 	}

@@ -31,7 +31,9 @@ func FuzzJSONLParse(f *testing.F) {
 }
 
 // newParser returns a decoder whose only use is parse.
-func newParser() *jsonlDecoder { return newJSONLDecoder(nil, "f.jsonl", 0, Position{}) }
+func newParser() *jsonlDecoder {
+	return newJSONLDecoder(nil, readConfig{name: "f.jsonl"}, 0, Position{})
+}
 
 // checkParse compares parse's result for line with both references.
 func checkParse(t *testing.T, line []byte, got []Member, gotErr *RecordError) {

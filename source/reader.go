@@ -17,6 +17,7 @@ type Reader struct {
 	size       int64
 	count      *countingReader
 	dec        decoder
+	cfg        readConfig
 	header     []string
 	headerRaw  []byte
 	closers    []io.Closer
@@ -87,21 +88,25 @@ func newReader(src io.Reader, name string, opts Options, from Position, size int
 	if err != nil {
 		return nil, err
 	}
+	cfg, err := opts.config(name)
+	if err != nil {
+		return nil, err
+	}
 	name = displayName(name)
 	if err := checkPosition(name, from); err != nil {
 		return nil, err
 	}
 	count := &countingReader{r: src}
-	s, err := newStream(count, name)
+	s, err := newStream(count, name, cfg.cs)
 	if err != nil {
 		return nil, err
 	}
-	r := &Reader{name: name, format: opts.Format, compressed: s.compressed, size: size, count: count}
+	r := &Reader{name: name, format: opts.Format, compressed: s.compressed, size: size, count: count, cfg: cfg}
 	r.closers = append(r.closers, closerFunc(s.close))
 	if opts.Format == JSONL {
-		r.dec = newJSONLDecoder(s.r, name, s.bom, Position{})
+		r.dec = newJSONLDecoder(s.r, cfg, s.bom, Position{})
 	} else {
-		d := newCSVDecoder(s.r, name, opts.Delimiter, s.bom, Position{})
+		d := newCSVDecoder(s.r, cfg, s.bom, Position{})
 		if r.headerRaw, err = d.readHeader(); err != nil {
 			s.close()
 			return nil, err
@@ -141,6 +146,20 @@ func (r *Reader) Header() []string { return r.header }
 // mark (and any blank lines before it) excluded; nil for JSONL. The slice is shared, like
 // Header's.
 func (r *Reader) HeaderRaw() []byte { return r.headerRaw }
+
+// SuggestedEncoding returns the encoding that the first record found not to be valid
+// UTF-8 looks like it is in (see GuessEncoding), or "" when there was none or an encoding
+// was given.
+func (r *Reader) SuggestedEncoding() string {
+	if r.cfg.hint == nil {
+		return ""
+	}
+	return *r.cfg.hint
+}
+
+// LineEnd returns the bytes of a line feed in the input's encoding: what ends every record
+// but perhaps the last.
+func (r *Reader) LineEnd() []byte { return r.cfg.cs.newline() }
 
 // Format returns the input's format.
 func (r *Reader) Format() Format { return r.format }

@@ -50,8 +50,8 @@ type Record struct {
 	Line   int64
 	Offset int64
 	End    int64
-	// Raw holds the record's bytes exactly as in the input, line terminator included (the
-	// last line of an input may have none).
+	// Raw holds the record's bytes exactly as in the input (in its encoding), line
+	// terminator included (the last line of an input may have none).
 	// It belongs to the record: the reader does not reuse it.
 	Raw []byte
 	// Cells holds a CSV record's values, aligned with the reader's Header (a ragged row
@@ -62,6 +62,13 @@ type Record struct {
 	Members []Member
 	// Err is set when the record is malformed.
 	Err *RecordError
+	// Spill holds the bytes of a record over Options.MaxRecordBytes (Err.Code
+	// "row_too_large"), which are never all in memory; Raw and Cells are nil then. Whoever
+	// takes the record must Remove it.
+	Spill *Spill
+	// nextLine is the line after the record when Raw does not tell it (a spilled record,
+	// UTF-16); 0 otherwise.
+	nextLine int64
 }
 
 // Member is one top-level member of a JSONL object; Value is its raw JSON.
@@ -72,8 +79,10 @@ type Member struct {
 
 // RecordError says why a record is malformed. Code is a short stable word for the rejects
 // log: "ragged_row", "bad_quote", "invalid_utf8" or "nul_byte" for CSV and TSV;
-// "invalid_utf8", "bad_json", "not_object" or "duplicate_key" for JSONL. Message is for a
-// person and names the column or key where there is one.
+// "invalid_utf8", "bad_json", "not_object" or "duplicate_key" for JSONL;
+// "invalid_encoding" for bytes that are not text in the encoding given (other than UTF-8)
+// and "row_too_large" for a record over the size limit, for both. Message is for a person
+// and names the column or key where there is one.
 type RecordError struct {
 	Code    string
 	Message string
@@ -94,5 +103,8 @@ type Position struct {
 // ResumeAt returns the Position from which a read resumes after r: records numbered after
 // r.Num, starting at r.End.
 func (r Record) ResumeAt() Position {
+	if r.nextLine > 0 {
+		return Position{Num: r.Num, Line: r.nextLine, Offset: r.End}
+	}
 	return Position{Num: r.Num, Line: r.Line + int64(bytes.Count(r.Raw, []byte{'\n'})), Offset: r.End}
 }

@@ -1,6 +1,7 @@
 package source
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -94,34 +95,39 @@ func resume(open func(offset int64) (io.ReadCloser, error), name string, opts Op
 			r.name, from.Offset, start.Offset, size)
 	}
 	// Every record but the last ends a line, so a resume offset follows a newline: the read
-	// starts a byte early to check it.
+	// starts a newline's length early to check it.
+	nl := r.cfg.cs.newline()
 	at := from.Offset
 	if at < size {
-		at--
+		at -= int64(len(nl))
 	}
 	src, err := open(at)
 	if err != nil {
 		return nil, err
 	}
 	if at < from.Offset {
-		var b [1]byte
-		if _, err := io.ReadFull(src, b[:]); err != nil {
+		b := make([]byte, len(nl))
+		if _, err := io.ReadFull(src, b); err != nil {
 			src.Close()
 			return nil, fmt.Errorf("%s: read: %w", r.name, err)
 		}
-		if b[0] != '\n' {
+		if !bytes.Equal(b, nl) {
 			src.Close()
 			return nil, fmt.Errorf("%s: cannot resume at byte %d: it is not the start of a line (has the file changed?)", r.name, from.Offset)
 		}
 	}
 	count := &countingReader{r: src, n: from.Offset}
-	br := newBuffered(count)
-	nr := &Reader{name: r.name, format: r.format, size: size, count: count, header: r.header, headerRaw: r.headerRaw,
+	var text io.Reader = count
+	if cs := r.cfg.cs; cs != nil && cs.wide {
+		text = newUTF16Reader(count, cs.be)
+	}
+	br := newBuffered(text)
+	nr := &Reader{name: r.name, format: r.format, size: size, count: count, cfg: r.cfg, header: r.header, headerRaw: r.headerRaw,
 		closers: []io.Closer{src}}
 	if r.format == JSONL {
-		nr.dec = newJSONLDecoder(br, r.name, 0, from)
+		nr.dec = newJSONLDecoder(br, r.cfg, 0, from)
 	} else {
-		d := newCSVDecoder(br, r.name, r.dec.(*csvDecoder).cr.Comma, 0, from)
+		d := newCSVDecoder(br, r.cfg, 0, from)
 		d.header = r.header
 		nr.dec = d
 	}

@@ -36,8 +36,9 @@ type stream struct {
 	bom        int64 // length of the skipped byte order mark: 0 or 3
 }
 
-// newStream detects compression and skips a byte order mark at the start of r.
-func newStream(r io.Reader, name string) (*stream, error) {
+// newStream detects compression and skips a byte order mark at the start of r: UTF-8's
+// for UTF-8 (cs nil), UTF-16's for UTF-16, which it then decodes.
+func newStream(r io.Reader, name string, cs *charset) (*stream, error) {
 	s := &stream{r: newBuffered(r)}
 	magic, err := s.r.Peek(len(zstdMagic))
 	if err != nil && err != io.EOF {
@@ -65,9 +66,22 @@ func newStream(r io.Reader, name string) (*stream, error) {
 		s.close()
 		return nil, fmt.Errorf("%s: read: %w", name, ioError(err))
 	}
-	if bytes.Equal(bom, utf8BOM) {
+	switch {
+	case cs == nil && bytes.Equal(bom, utf8BOM):
 		s.r.Discard(len(utf8BOM)) // cannot fail: the bytes are buffered
 		s.bom = int64(len(utf8BOM))
+	case cs != nil && cs.wide:
+		le, be := bytes.HasPrefix(bom, []byte{0xff, 0xfe}), bytes.HasPrefix(bom, []byte{0xfe, 0xff})
+		if (le && cs.be) || (be && !cs.be) {
+			s.close()
+			other := map[bool]string{true: "utf-16le", false: "utf-16be"}[le]
+			return nil, fmt.Errorf("%s: the file starts with the byte order mark of %s, not %s: give that encoding", name, other, cs.name)
+		}
+		if le || be {
+			s.r.Discard(2)
+			s.bom = 2
+		}
+		s.r = newBuffered(newUTF16Reader(s.r, cs.be))
 	}
 	return s, nil
 }
@@ -109,20 +123,34 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // recorder passes reads through and keeps the bytes read from mark on, so that a
 // record's exact bytes can be cut out after encoding/csv has consumed them. It holds
 // at most one record plus the CSV reader's read-ahead.
+//
+// With a guard, it refuses to read on (over, and errRowTooLarge to the CSV reader) once it
+// keeps more than guard bytes: the CSV reader asks for more only while the record it reads
+// goes on, so the record is then over the limit and is read another way.
 type recorder struct {
-	r    io.Reader
-	buf  []byte // bytes from offset base on; buf[off:] are still wanted
-	off  int
-	base int64 // stream offset of buf[0]
-	err  error // first error from r other than io.EOF
+	r       io.Reader
+	pending []byte // read before r: what a previous reader read past its last record
+	buf     []byte // bytes from offset base on; buf[off:] are still wanted
+	off     int
+	base    int64 // stream offset of buf[0]
+	err     error // first error from r other than io.EOF
+	guard   int64 // 0: no limit
+	over    bool
 }
+
+// errRowTooLarge stops a CSV reader whose record is over the limit.
+var errRowTooLarge = errors.New("row too large")
 
 // shrinkAbove is the buffer capacity above which an almost empty buffer is given back,
 // so that one huge record does not pin its memory for the rest of the run.
 const shrinkAbove = 1 << 20
 
 func (rc *recorder) Read(p []byte) (int, error) {
-	n, err := rc.r.Read(p)
+	if rc.guard > 0 && int64(len(rc.buf)-rc.off) > rc.guard {
+		rc.over = true
+		return 0, errRowTooLarge
+	}
+	n, err := rc.readOn(p)
 	if n > 0 {
 		if rc.off > 0 && len(rc.buf)+n > cap(rc.buf) {
 			rest := len(rc.buf) - rc.off
@@ -135,12 +163,27 @@ func (rc *recorder) Read(p []byte) (int, error) {
 			rc.base += int64(rc.off)
 			rc.off = 0
 		}
+		if len(rc.buf)+n > cap(rc.buf) {
+			// Double: append grows a large slice by a quarter, which allocates five
+			// times a long record's size on the way.
+			rc.buf = append(make([]byte, 0, max(2*cap(rc.buf), len(rc.buf)+n)), rc.buf...)
+		}
 		rc.buf = append(rc.buf, p[:n]...)
 	}
 	if err != nil && err != io.EOF && rc.err == nil {
 		rc.err = err
 	}
 	return n, err
+}
+
+// readOn reads what follows the bytes handed out so far, without keeping it.
+func (rc *recorder) readOn(p []byte) (int, error) {
+	if len(rc.pending) > 0 {
+		n := copy(p, rc.pending)
+		rc.pending = rc.pending[n:]
+		return n, nil
+	}
+	return rc.r.Read(p)
 }
 
 // upTo returns the kept bytes before stream offset end and forgets them. The slice is

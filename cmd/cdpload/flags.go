@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"cdpload/loader"
 	"cdpload/remote"
@@ -26,12 +27,14 @@ type options struct {
 	tokenFile  string
 	schemaFile string
 
-	matchKey  string
-	format    string
-	delimiter string
-	mapping   string
-	empty     string
-	nullValue string
+	matchKey    string
+	format      string
+	delimiter   string
+	encoding    string
+	maxRowBytes int64
+	mapping     string
+	empty       string
+	nullValue   string
 
 	rate          float64
 	burst         int
@@ -81,6 +84,8 @@ func newFlagSet(cmd string, o *options, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.matchKey, "match-key", "", "identity field to match profiles on (default: the mapping's matchKey, else the schema's primary key), e.g. --match-key email")
 	fs.StringVar(&o.format, "format", "", "input format csv, tsv or jsonl (default: from the file name; .gz is read as gzip), e.g. --format jsonl")
 	fs.StringVar(&o.delimiter, "delimiter", "", "CSV field delimiter, one character or \\t (default , for csv, tab for tsv), e.g. --delimiter ';'")
+	fs.StringVar(&o.encoding, "encoding", "utf-8", "the input's character encoding, as browsers name them (windows-1252, iso-8859-1, utf-16le, shift_jis, …); offsets and rejects stay in the file's own bytes, e.g. --encoding windows-1252")
+	fs.Int64Var(&o.maxRowBytes, "max-row-bytes", source.DefaultMaxRecordBytes, "largest row in bytes; a larger one is rejected (row_too_large) without being read into memory, and copied to the rejects as it is, e.g. --max-row-bytes 4194304")
 	fs.StringVar(&o.mapping, "mapping", "", "mapping file, YAML or a CSV sheet, to rename, drop, set and transform columns, e.g. --mapping examples/mapping.yaml")
 	fs.StringVar(&o.empty, "empty", "omit", "what an empty CSV cell means: omit (leave the field unchanged) or null (clear it), e.g. --empty null")
 	fs.StringVar(&o.nullValue, "null-value", "", "CSV cell text that means null (clear the field), e.g. --null-value '\\N'")
@@ -276,6 +281,11 @@ func (o *options) check() error {
 		return bad("--log-format must be text or json, not %q", o.logFormat)
 	case o.format != "" && o.format != "csv" && o.format != "tsv" && o.format != "jsonl" && o.format != "ndjson":
 		return bad("--format must be csv, tsv or jsonl, not %q", o.format)
+	case o.maxRowBytes < minRowBytes:
+		return bad("--max-row-bytes must be at least %d (1 KiB), not %d", minRowBytes, o.maxRowBytes)
+	}
+	if _, err := source.LookupEncoding(o.encoding); err != nil {
+		return bad("--encoding: %v", err)
 	}
 	if o.pushgateway != "" {
 		if _, err := pushgatewayURL(o.pushgateway); err != nil {
@@ -316,6 +326,9 @@ func (o *options) distinctStateFiles() error {
 	return nil
 }
 
+// minRowBytes is the smallest --max-row-bytes: a limit below it would reject ordinary rows.
+const minRowBytes = 1 << 10
+
 // delimiterRune decodes --delimiter: one character, or \t for a tab.
 func (o *options) delimiterRune() (rune, error) {
 	switch d := o.delimiter; {
@@ -323,10 +336,16 @@ func (o *options) delimiterRune() (rune, error) {
 		return 0, nil
 	case d == `\t` || d == "tab":
 		return '\t', nil
-	case len([]rune(d)) == 1 && d != "\n" && d != "\r" && d != `"`:
-		return []rune(d)[0], nil
-	default:
+	case len([]rune(d)) != 1:
 		return 0, &usageError{msg: fmt.Sprintf("--delimiter must be one character (or \\t), not %q", d)}
+	case d == `"`:
+		return 0, &usageError{msg: `--delimiter '"' cannot be used: a quote starts and ends a quoted field, so it cannot also separate fields`}
+	case d == "\n" || d == "\r":
+		return 0, &usageError{msg: fmt.Sprintf("--delimiter %q cannot be used: CR and LF end lines, so they cannot also separate fields", d)}
+	case []rune(d)[0] == utf8.RuneError:
+		return 0, &usageError{msg: fmt.Sprintf("--delimiter %+q cannot be used: the Unicode replacement character stands for bytes that are not text, so it cannot separate fields", d)}
+	default:
+		return []rune(d)[0], nil
 	}
 }
 

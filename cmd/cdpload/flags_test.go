@@ -69,6 +69,38 @@ func TestParseFlagsErrors(t *testing.T) {
 	}
 }
 
+// The encoding and the row size limit come from flags or the environment, and are checked.
+func TestParseFlagsEncodingAndRowLimit(t *testing.T) {
+	o, err := parseFlags("load", []string{"a.csv"}, &bytes.Buffer{}, env(nil))
+	if err != nil || o.encoding != "utf-8" || o.maxRowBytes != 1<<20 {
+		t.Fatalf("defaults: encoding %q max-row-bytes %d, %v", o.encoding, o.maxRowBytes, err)
+	}
+	o, err = parseFlags("load", []string{"a.csv", "--encoding", "latin1"}, &bytes.Buffer{},
+		env(map[string]string{"CDPLOAD_ENCODING": "utf-16le", "CDPLOAD_MAX_ROW_BYTES": "4096"}))
+	if err != nil || o.encoding != "latin1" || o.maxRowBytes != 4096 {
+		t.Fatalf("encoding %q max-row-bytes %d, %v", o.encoding, o.maxRowBytes, err)
+	}
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--max-row-bytes", "100", "a.csv"}, nil, "--max-row-bytes must be at least 1024 (1 KiB), not 100"},
+		{[]string{"a.csv"}, map[string]string{"CDPLOAD_MAX_ROW_BYTES": "-1"}, "--max-row-bytes must be at least 1024 (1 KiB), not -1"},
+		{[]string{"--encoding", "klingon", "a.csv"}, nil, `--encoding: unknown encoding "klingon": give a name such as utf-8, windows-1252, iso-8859-1, iso-8859-15, utf-16le, utf-16be, shift_jis, euc-kr, gbk`},
+		{[]string{"--delimiter", `"`, "a.csv"}, nil, `--delimiter '"' cannot be used: a quote starts and ends a quoted field, so it cannot also separate fields`},
+		{[]string{"--delimiter", "\n", "a.csv"}, nil, `--delimiter "\n" cannot be used: CR and LF end lines, so they cannot also separate fields`},
+		{[]string{"--delimiter", "\ufffd", "a.csv"}, nil, `--delimiter "\ufffd" cannot be used: the Unicode replacement character stands for bytes that are not text, so it cannot separate fields`},
+		{[]string{"--delimiter", "ab", "a.csv"}, nil, `--delimiter must be one character (or \t), not "ab"`},
+	} {
+		_, err := parseFlags("load", tc.args, &bytes.Buffer{}, env(tc.env))
+		var u *usageError
+		if !errors.As(err, &u) || err.Error() != tc.want {
+			t.Errorf("%q: err %v, want the usage error %q", tc.args, err, tc.want)
+		}
+	}
+}
+
 // --help shows every flag with two dashes and, for all but switches, an example.
 func TestHelpShowsEveryFlagWithAnExample(t *testing.T) {
 	var out bytes.Buffer

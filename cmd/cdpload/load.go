@@ -342,7 +342,7 @@ func (o *options) setup(validate bool, logger *slog.Logger) (loader.Config, erro
 		format = source.JSONL
 	}
 	cfg := loader.Config{
-		Source:             source.Options{Format: format, Delimiter: delim},
+		Source:             source.Options{Format: format, Delimiter: delim, Encoding: o.encoding, MaxRecordBytes: o.maxRowBytes},
 		Map:                mapper.Options{MatchKey: o.matchKey, Empty: o.empty, NullValue: o.nullValue},
 		Validate:           validate,
 		Shard:              o.split,

@@ -351,7 +351,11 @@ func New(schema sink.Schema, format source.Format, header []string, m *Mapping, 
 			for i := range unknown {
 				unknown[i].Suggestion = suggest(unknown[i].Name, free)
 			}
-			errs = append(errs, &UnknownColumnsError{Object: mp.object, Kind: "column", Columns: unknown, sheet: mp.sheet})
+			if err := oneColumn(header, format); err != nil {
+				errs = append(errs, err)
+			} else {
+				errs = append(errs, &UnknownColumnsError{Object: mp.object, Kind: "column", Columns: unknown, sheet: mp.sheet})
+			}
 		} else if _, found := target[key]; !found && len(errs) == 0 {
 			errs = append(errs, fmt.Errorf("no column fills the match key %s: map a column to it (field: %s) in --mapping or match on another identity key", key, key))
 		}
@@ -363,6 +367,25 @@ func New(schema sink.Schema, format source.Format, header []string, m *Mapping, 
 	mp.tail = appendString(mp.tail, key)
 	mp.tail = append(mp.tail, '}')
 	return mp, nil
+}
+
+// oneColumn explains a header that is one column holding a common delimiter other than the
+// one the file was read with: the delimiter given (or the default) is likely wrong.
+func oneColumn(header []string, format source.Format) error {
+	if len(header) != 1 {
+		return nil
+	}
+	seps := []struct{ sep, shown, flag string }{{";", `";"`, `';'`}, {"\t", "a tab", `'\t'`}, {"|", `"|"`, `'|'`}}
+	if format == source.TSV {
+		seps = append(seps, struct{ sep, shown, flag string }{",", `","`, `','`})
+	}
+	for _, s := range seps {
+		if strings.Contains(header[0], s.sep) {
+			return fmt.Errorf("the header has one column, %s, which contains %s: if that separates the columns, give --delimiter %s",
+				quoteName(header[0]), s.shown, s.flag)
+		}
+	}
+	return nil
 }
 
 // MatchKey returns the field records are matched on; it is the body's matchKey.
