@@ -64,7 +64,8 @@ type options struct {
 	pushgateway         string
 	pushgatewayInstance string
 
-	files []string
+	files   []string
+	folders []string // the local folders among the inputs given, before their expansion
 }
 
 // defaultBaseURL is the Profiles API's address from the vendor's page.
@@ -168,11 +169,10 @@ func parseFlags(cmd string, args []string, out io.Writer, getenv func(string) st
 		o.files = append(o.files, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
-	files, err := expandFolders(o.files)
-	if err != nil {
+	var err error
+	if o.files, o.folders, err = expandFolders(o.files); err != nil {
 		return nil, err
 	}
-	o.files = files
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var envErr error
@@ -244,6 +244,8 @@ func (o *options) check() error {
 	switch {
 	case len(o.files) == 0:
 		return bad("no input file given: cdpload load [flags] FILE... (- is standard input)")
+	case stdinTwice(o.files):
+		return bad("- (standard input) is given more than once: it can be read only once")
 	case several && o.checkpoint != "":
 		return bad("--checkpoint names one file's checkpoint; with several inputs or a prefix use --state-dir")
 	case several && o.rejects != "":
@@ -276,38 +278,16 @@ func (o *options) check() error {
 			return &usageError{msg: err.Error()}
 		}
 	}
-	if err := o.distinctStateFiles(); err != nil {
-		return err
-	}
 	if _, err := o.delimiterRune(); err != nil {
 		return err
 	}
 	return nil
 }
 
-// distinctStateFiles refuses inputs that would share a checkpoint and rejects: files of one
-// name from different folders with one --state-dir, or a file given twice.
-func (o *options) distinctStateFiles() error {
-	seen := map[string]string{}
-	for _, f := range o.files {
-		if f == "-" {
-			continue
-		}
-		dir := o.stateDir
-		switch {
-		case dir != "":
-		case remote.IsURL(f):
-			dir = "." // a URL has no folder of its own: the state goes to the current one
-		default:
-			dir = filepath.Dir(f)
-		}
-		key := filepath.Join(filepath.Clean(dir), inputBase(f))
-		if prev, ok := seen[key]; ok {
-			return &usageError{msg: fmt.Sprintf("%s and %s would share the checkpoint and rejects %s.*: load them in separate runs or with separate --state-dir", shownInput(prev), shownInput(f), key)}
-		}
-		seen[key] = f
-	}
-	return nil
+// stdinTwice reports whether standard input is among files more than once.
+func stdinTwice(files []string) bool {
+	i := slices.Index(files, "-")
+	return i >= 0 && slices.Contains(files[i+1:], "-")
 }
 
 // delimiterRune decodes --delimiter: one character, or \t for a tab.
@@ -353,8 +333,8 @@ func shownInput(input string) string {
 }
 
 // expandFolders replaces each local folder among inputs with the input files in it, in
-// name order (see isInputName).
-func expandFolders(inputs []string) ([]string, error) {
+// name order (see isInputName), and returns the folders too.
+func expandFolders(inputs []string) (files, folders []string, err error) {
 	var out []string
 	for _, in := range inputs {
 		st, err := os.Stat(in)
@@ -364,7 +344,7 @@ func expandFolders(inputs []string) ([]string, error) {
 		}
 		entries, err := os.ReadDir(in) // sorted by name
 		if err != nil {
-			return nil, &usageError{msg: fmt.Sprintf("input folder %v", err)}
+			return nil, nil, &usageError{msg: fmt.Sprintf("input folder %v", err)}
 		}
 		n := len(out)
 		for _, e := range entries {
@@ -379,10 +359,11 @@ func expandFolders(inputs []string) ([]string, error) {
 			out = append(out, p)
 		}
 		if len(out) == n {
-			return nil, &usageError{msg: fmt.Sprintf("input folder %s holds no input file %s", in, inputNames)}
+			return nil, nil, &usageError{msg: fmt.Sprintf("input folder %s holds no input file %s", in, inputNames)}
 		}
+		folders = append(folders, in)
 	}
-	return out, nil
+	return out, folders, nil
 }
 
 // inputNames says which names isInputName takes, for messages.
@@ -404,7 +385,6 @@ func isInputName(name string) bool {
 // should fail, not succeed on nothing.
 func (o *options) expandPrefixes(buckets *remote.Buckets) error {
 	var out []string
-	expanded := false
 	for _, f := range o.files {
 		if !remote.IsPrefix(f) {
 			out = append(out, f)
@@ -418,11 +398,10 @@ func (o *options) expandPrefixes(buckets *remote.Buckets) error {
 			return &usageError{msg: fmt.Sprintf("input prefix %s holds no input file %s", remote.Redact(f), inputNames)}
 		}
 		out = append(out, urls...)
-		expanded = true
-	}
-	if !expanded {
-		return nil
+		if dir := localPath(f); dir != "" { // file:///folder/
+			o.folders = append(o.folders, dir)
+		}
 	}
 	o.files = out
-	return o.distinctStateFiles()
+	return nil
 }
