@@ -61,7 +61,7 @@ func Check(ctx context.Context, cfg Config) error {
 			return inputErr(cfg, fmt.Errorf("input %w", err))
 		}
 		st, err := checkpoint.Load(paths.Checkpoint)
-		start, err := startFrom(st, err, id, optionsOf(cfg, format), cfg.Restart)
+		start, err := startFrom(st, err, id, optionsOf(cfg, format), mappingFile(cfg), cfg.Restart)
 		if err != nil {
 			return err
 		}

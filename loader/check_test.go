@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"cdpload/loader/mapper"
 	"cdpload/sink"
 )
 
@@ -93,5 +94,21 @@ func TestStatePaths(t *testing.T) {
 	gz.Validate = true
 	if p, err := StatePaths(gz); err != nil || p.Checkpoint != "" || p.Rejects != strings.TrimSuffix(cfg.Path, ".csv")+".validate.rejects.csv" {
 		t.Errorf("validate of p.csv.gz: %+v, %v", p, err)
+	}
+}
+
+// A resume refused for a changed mapping names the mapping files, not only their hashes.
+func TestCheckNamesTheMappingFiles(t *testing.T) {
+	cfg, _ := testConfig(t, 40, &fakeSender{upsert: accepted})
+	cfg.Mapping, cfg.MappingID = &mapper.Mapping{Name: "maps/crm.yaml"}, strings.Repeat("1", 64)
+	cfg.MaxErrors = 1 // stops at the second bad row, the checkpoint unfinished
+	var se *StopError
+	if _, err := Run(context.Background(), cfg); !errors.As(err, &se) {
+		t.Fatalf("run: %v, want a stop", err)
+	}
+	cfg.Mapping, cfg.MappingID = &mapper.Mapping{Name: "maps/crm-v2.yaml"}, strings.Repeat("2", 64)
+	err := Check(context.Background(), cfg)
+	if want := "the mapping changed: maps/crm.yaml (SHA-256 111111111111…) → maps/crm-v2.yaml (SHA-256 222222222222…)"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Check: %v, want %q", err, want)
 	}
 }

@@ -44,7 +44,7 @@ func prepare(ctx context.Context, cfg Config) (*run, error) {
 		if err != nil {
 			return r, inputErr(cfg, fmt.Errorf("input %w", err))
 		}
-		ck, err := openCheckpoint(paths.Checkpoint, id, optionsOf(cfg, format), cfg.Restart)
+		ck, err := openCheckpoint(paths.Checkpoint, id, cfg, format)
 		if err != nil {
 			return r, err
 		}
@@ -255,6 +255,14 @@ func optionsOf(cfg Config, format source.Format) map[string]string {
 	return opts
 }
 
+// mappingFile is the mapping's file as the checkpoint names it; "" without a mapping.
+func mappingFile(cfg Config) string {
+	if cfg.Mapping == nil {
+		return ""
+	}
+	return cfg.Mapping.Name
+}
+
 // checkpointer owns the checkpoint file of a run: its lock and the state last saved.
 type checkpointer struct {
 	path     string
@@ -268,8 +276,8 @@ type checkpointer struct {
 }
 
 // openCheckpoint locks the checkpoint and loads it. A checkpoint of another input or other
-// options, or one that cannot be read, is a *ConfigError unless restart is set.
-func openCheckpoint(path string, id checkpoint.Identity, opts map[string]string, restart bool) (*checkpointer, error) {
+// options, or one that cannot be read, is a *ConfigError unless cfg.Restart is set.
+func openCheckpoint(path string, id checkpoint.Identity, cfg Config, format source.Format) (*checkpointer, error) {
 	lock, err := checkpoint.Acquire(path)
 	if errors.Is(err, checkpoint.ErrLocked) {
 		return nil, fmt.Errorf("%w: %w", ErrLocked, err)
@@ -278,7 +286,7 @@ func openCheckpoint(path string, id checkpoint.Identity, opts map[string]string,
 		return nil, &ConfigError{Err: err}
 	}
 	st, err := checkpoint.Load(path)
-	start, err := startFrom(st, err, id, opts, restart)
+	start, err := startFrom(st, err, id, optionsOf(cfg, format), mappingFile(cfg), cfg.Restart)
 	if err != nil {
 		lock.Release()
 		return nil, err
@@ -299,11 +307,12 @@ type start struct {
 }
 
 // startFrom decides where a run begins from the checkpoint loaded (st, or loadErr when
-// there was none or it could not be read), the input's identity and the run's options:
+// there was none or it could not be read), the input's identity, the run's options and
+// its mapping file (named in messages):
 // from the start, from the checkpoint, or nowhere (a *ConfigError: the checkpoint is of
 // another input or other options, or unreadable, and restart is not set).
-func startFrom(st *checkpoint.State, loadErr error, id checkpoint.Identity, opts map[string]string, restart bool) (start, error) {
-	fresh := checkpoint.State{Version: 1, Input: id, Options: opts}
+func startFrom(st *checkpoint.State, loadErr error, id checkpoint.Identity, opts map[string]string, mappingFile string, restart bool) (start, error) {
+	fresh := checkpoint.State{Version: 1, Input: id, Options: opts, MappingFile: mappingFile}
 	switch {
 	case errors.Is(loadErr, fs.ErrNotExist) || restart:
 		return start{state: fresh}, nil
@@ -314,10 +323,12 @@ func startFrom(st *checkpoint.State, loadErr error, id checkpoint.Identity, opts
 		// is a new file to load, not a resume.
 		return start{state: fresh, replaced: true}, nil
 	}
-	if err := st.Check(id, opts); err != nil {
+	if err := st.Check(&fresh); err != nil {
 		return start{}, &ConfigError{Err: err}
 	}
-	return start{state: *st, resumed: true}, nil
+	resumed := *st
+	resumed.MappingFile = mappingFile // the same content, perhaps renamed
+	return start{state: resumed, resumed: true}, nil
 }
 
 // save writes the checkpoint at the watermark mark, unless it holds that already: durably
