@@ -191,3 +191,23 @@ func TestValidateWithoutSchemaOrToken(t *testing.T) {
 		t.Errorf("an unknown format without a token: exit %d\n%s", res.code, res.stderr)
 	}
 }
+
+// validate's help says where its schema comes from and what --format is for; its log
+// leaves out the workers and the rate, which do not apply to it.
+func TestValidateSaysWhatItNeeds(t *testing.T) {
+	res := cdpload(t, nil, "validate", "--help")
+	for _, want := range []string{"The schema comes from --schema FILE", "needs a token (CDP_TOKEN or --token-file)",
+		"gzip and zstd are recognized by content", "standard input (-) needs it"} {
+		if res.code != exitOK || !strings.Contains(res.stderr, want) {
+			t.Errorf("validate --help: exit %d, lacks %q\n%s", res.code, want, res.stderr)
+		}
+	}
+	dir := t.TempDir()
+	p := filepath.Join(dir, "p.csv")
+	writeFiles(t, dir, map[string][]byte{"p.csv": []byte("customer_id\nP1\n")})
+	schema := filepath.Join("..", "..", "examples", "schema.json")
+	res = cdpload(t, []string{"CDP_TOKEN="}, "validate", "--progress", "none", "--schema", schema, p)
+	if res.code != exitOK || !strings.Contains(res.stderr, "msg=loading") || strings.Contains(res.stderr, "workers=") || strings.Contains(res.stderr, "rate=") {
+		t.Errorf("validate: exit %d, want a start line without workers and rate\n%s", res.code, res.stderr)
+	}
+}

@@ -80,7 +80,7 @@ func newFlagSet(cmd string, o *options, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.tokenFile, "token-file", "", "file holding the bearer token; without it the token comes from CDP_TOKEN, e.g. --token-file /var/run/secrets/cdp/token")
 	fs.StringVar(&o.schemaFile, "schema", "", "read the profiles schema from this JSON or YAML file instead of GET /metadata/objects/profiles, e.g. --schema examples/schema.json")
 	fs.StringVar(&o.matchKey, "match-key", "", "identity field to match profiles on (default: the mapping's matchKey, else the schema's primary key), e.g. --match-key email")
-	fs.StringVar(&o.format, "format", "", "input format csv, tsv or jsonl (default: from the file name; .gz is read as gzip), e.g. --format jsonl")
+	fs.StringVar(&o.format, "format", "", "input format csv, tsv or jsonl (default: from the file name, .csv, .tsv, .jsonl or .ndjson; gzip and zstd are recognized by content, whatever the name); standard input (-) needs it, e.g. --format jsonl")
 	fs.StringVar(&o.delimiter, "delimiter", "", "CSV field delimiter, one character or \\t (default , for csv, tab for tsv), e.g. --delimiter ';'")
 	fs.StringVar(&o.mapping, "mapping", "", "mapping file, YAML or a CSV sheet, to rename, drop, set and transform columns, e.g. --mapping examples/mapping.yaml")
 	fs.StringVar(&o.empty, "empty", "omit", "what an empty CSV cell means: omit (leave the field unchanged) or null (clear it), e.g. --empty null")
@@ -113,7 +113,7 @@ func newFlagSet(cmd string, o *options, out io.Writer) *flag.FlagSet {
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: cdpload %s [flags] FILE...\n\n", cmd)
 		if cmd == "validate" {
-			fmt.Fprint(out, "Parses, maps and checks every row against the schema; sends nothing; writes the rejects it\nwould write (as <stem>.validate.rejects.<ext>).\n\n")
+			fmt.Fprint(out, "Parses, maps and checks every row against the schema; sends nothing; writes the rejects it\nwould write (as <stem>.validate.rejects.<ext>). The schema comes from --schema FILE; without\nit, validate fetches it from the API, which needs a token (CDP_TOKEN or --token-file) and\nthe network.\n\n")
 		} else {
 			fmt.Fprint(out, "Loads each FILE (csv, tsv, jsonl, ndjson, each optionally .gz or .zst; - is standard input;\nan http(s)://, s3://, gs://, azblob:// or file:// URL is read with range requests; a folder,\nor an s3://, gs://, azblob:// or file:// URL ending in /, is its files in name order)\ninto the CDP, one upsert per row. The token comes from CDP_TOKEN or --token-file, never from a flag.\n\n")
 		}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -85,4 +87,17 @@ func TestHelpShowsEveryFlagWithAnExample(t *testing.T) {
 			t.Errorf("--help lacks %q", w)
 		}
 	}
+}
+
+// The README's flag table lists every flag.
+func TestREADMEListsEveryFlag(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newFlagSet("load", &options{}, &bytes.Buffer{}).VisitAll(func(f *flag.Flag) {
+		if !strings.Contains(string(readme), "\n| `--"+f.Name+"` |") {
+			t.Errorf("the README's flag table lacks --%s", f.Name)
+		}
+	})
 }
