@@ -39,8 +39,8 @@ func StatePaths(cfg Config) (StateFiles, error) {
 // its lock), and unless that says the input is loaded already, opens the input, reads its
 // header (for JSONL, its first well-formed record) and checks it against the schema and
 // the mapping. A run of several inputs checks them all first, so that a bad one refuses the
-// run before any row of another is sent. Standard input is checked for its format only: it
-// can be read once. The errors are those Run would return at start: a *ConfigError, a
+// run before any row of another is sent. Standard input and other pipes are checked for
+// their format only: they can be read once. The errors are those Run would return at start: a *ConfigError, a
 // *StopError (an unreachable API or remote input), ErrUnauthorized (wrapped).
 func Check(ctx context.Context, cfg Config) error {
 	cfg.defaults()
@@ -67,6 +67,15 @@ func Check(ctx context.Context, cfg Config) error {
 		}
 		if start.state.Done {
 			return nil // loaded already: Run sends nothing and needs no schema
+		}
+	}
+	if cfg.Remote == nil {
+		st, err := os.Stat(cfg.Path)
+		if err != nil {
+			return inputErr(cfg, err)
+		}
+		if !st.Mode().IsRegular() {
+			return nil // a pipe can be read once: its header is checked when its turn comes
 		}
 	}
 	in, err := openInput(cfg, format, source.Position{})
