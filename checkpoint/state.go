@@ -42,6 +42,11 @@ type State struct {
 	Rejected    int64             `json:"rejected"`    // records rejected up to Watermark, over all runs
 	Done        bool              `json:"done"`        // the whole input was processed
 	UpdatedAt   time.Time         `json:"updatedAt"`   // set by Save
+
+	// MappingFile is the mapping file the load was given, for messages: a resume compares
+	// the mapping's content (its hash in Options), not its name. Empty without a mapping,
+	// and in checkpoints written before it was kept.
+	MappingFile string `json:"mappingFile,omitempty"`
 }
 
 // CorruptError reports a checkpoint file, or a rejects file the checkpoint vouches for,
@@ -241,14 +246,16 @@ func SyncDir(dir string) error {
 	return err
 }
 
-// Check reports whether this run may resume from s: nil when id is the same input
-// (Identity.Equal) and opts the same options as the checkpoint's; otherwise a
-// *MismatchError naming each difference.
-func (s *State) Check(id Identity, opts map[string]string) error {
+// Check reports whether a run that would start from cur (its input's identity, its
+// options and mapping file) may resume from s instead: nil when cur's input is the same
+// (Identity.Equal) and its options are s's; otherwise a *MismatchError naming each
+// difference, a changed mapping by its files' names.
+func (s *State) Check(cur *State) error {
 	var changes []string
-	if d := s.Input.Diff(id); d != "" {
+	if d := s.Input.Diff(cur.Input); d != "" {
 		changes = append(changes, "the input changed: "+d)
 	}
+	opts := cur.Options
 	names := make([]string, 0, len(s.Options)+len(opts))
 	for k := range s.Options {
 		names = append(names, k)
@@ -261,15 +268,38 @@ func (s *State) Check(id Identity, opts map[string]string) error {
 	sort.Strings(names)
 	for _, k := range names {
 		old, hadOld := s.Options[k]
-		cur, hasCur := opts[k]
-		if hadOld != hasCur || old != cur {
-			changes = append(changes, fmt.Sprintf("option %q: %s → %s", k, optionValue(old, hadOld), optionValue(cur, hasCur)))
+		now, hasNow := opts[k]
+		switch {
+		case hadOld == hasNow && old == now:
+		case k == mappingOption:
+			changes = append(changes, fmt.Sprintf("the mapping changed: %s → %s",
+				mappingValue(s.MappingFile, old), mappingValue(cur.MappingFile, now)))
+		default:
+			changes = append(changes, fmt.Sprintf("option %q: %s → %s", k, optionValue(old, hadOld), optionValue(now, hasNow)))
 		}
 	}
 	if len(changes) == 0 {
 		return nil
 	}
 	return &MismatchError{Changes: changes}
+}
+
+// mappingOption is the option that holds the mapping's hash.
+const mappingOption = "mapping"
+
+// mappingValue names a mapping for a message: its file, with the start of its hash, which
+// tells two versions of one file apart.
+func mappingValue(file, hash string) string {
+	switch {
+	case hash == "":
+		return "no mapping"
+	case len(hash) > 12:
+		hash = hash[:12] + "…"
+	}
+	if file == "" {
+		return "a mapping of SHA-256 " + hash
+	}
+	return fmt.Sprintf("%s (SHA-256 %s)", file, hash)
 }
 
 func optionValue(v string, set bool) string {

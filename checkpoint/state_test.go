@@ -243,7 +243,7 @@ func TestCheck(t *testing.T) {
 		}
 		return m
 	}
-	if err := s.Check(same, opts()); err != nil {
+	if err := s.Check(&State{Input: same, Options: opts()}); err != nil {
 		t.Fatalf("Check(same) = %v", err)
 	}
 
@@ -263,6 +263,8 @@ func TestCheck(t *testing.T) {
 		{"option changed", same, opts("delimiter", ";"), []string{`option "delimiter": "," → ";"`}},
 		{"option added", same, opts("mappingHash", "abc"), []string{`option "mappingHash": (unset) → "abc"`}},
 		{"option removed", same, opts("nullValue", "<delete>"), []string{`option "nullValue": "" → (unset)`}},
+		// s was written before checkpoints named the mapping file.
+		{"mapping", same, opts("mapping", strings.Repeat("ab", 32)), []string{"the mapping changed: no mapping → crm-v2.yaml (SHA-256 abababababab…)"}},
 		{"several", bigger, opts("matchKey", "customer_id", "format", "jsonl"), []string{
 			"the input changed: size 1200 → 1350",
 			`option "format": "csv" → "jsonl"`,
@@ -271,7 +273,7 @@ func TestCheck(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := s.Check(tt.id, tt.opts)
+			err := s.Check(&State{Input: tt.id, Options: tt.opts, MappingFile: "crm-v2.yaml"})
 			var me *MismatchError
 			if !errors.As(err, &me) {
 				t.Fatalf("Check = %v, want a *MismatchError", err)
@@ -288,9 +290,16 @@ func TestCheck(t *testing.T) {
 		})
 	}
 
+	named := sampleState()
+	named.Options, named.MappingFile = opts("mapping", strings.Repeat("12", 32)), "maps/crm.yaml"
+	err := named.Check(&State{Input: same, Options: opts("mapping", strings.Repeat("ab", 32)), MappingFile: "maps/crm.yaml"})
+	if want := "the mapping changed: maps/crm.yaml (SHA-256 121212121212…) → maps/crm.yaml (SHA-256 abababababab…)"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("a changed mapping: %v, want %q", err, want)
+	}
+
 	empty := sampleState()
 	empty.Options = nil
-	if err := empty.Check(same, map[string]string{}); err != nil {
+	if err := empty.Check(&State{Input: same, Options: map[string]string{}}); err != nil {
 		t.Errorf("nil options vs empty options: %v", err)
 	}
 }

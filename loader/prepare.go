@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"cdpload/checkpoint"
@@ -31,29 +30,29 @@ func prepare(ctx context.Context, cfg Config) (*run, error) {
 	if err != nil {
 		return r, err
 	}
-	paths, err := statePaths(cfg, format)
-	if err != nil {
+	paths := statePaths(cfg, format)
+	if err := checkStateDir(cfg, paths); err != nil {
 		return r, err
 	}
-	r.sum.Rejects, r.sum.RejectsLog = paths.rejects, paths.rejects+".log.jsonl"
+	r.sum.Rejects, r.sum.RejectsLog = paths.Rejects, paths.RejectsLog
 
 	var from source.Position
 	fresh := true
 	var rowsSize, logSize int64
 	if !stdin && !cfg.Validate {
-		r.sum.Checkpoint = paths.checkpoint
+		r.sum.Checkpoint = paths.Checkpoint
 		id, err := identify(cfg)
 		if err != nil {
 			return r, inputErr(cfg, err)
 		}
-		ck, err := openCheckpoint(paths.checkpoint, id, optionsOf(cfg, format), cfg.Restart)
+		ck, err := openCheckpoint(paths.Checkpoint, id, cfg, format)
 		if err != nil {
 			return r, err
 		}
 		r.ckpt = ck
 		if ck.replaced {
 			cfg.Logger.Info("the checkpoint is of an earlier, finished file of this name: loading this one from the start",
-				"checkpoint", paths.checkpoint)
+				"checkpoint", paths.Checkpoint)
 		}
 		st := &ck.state
 		if st.Done {
@@ -72,41 +71,20 @@ func prepare(ctx context.Context, cfg Config) (*run, error) {
 		r.next = st.Watermark + 1
 	}
 
-	opts := cfg.Source
-	opts.SpillDir = filepath.Dir(paths.rejects) // checked writable; the root may be read-only
-	if cfg.Remote != nil {
-		opts.Format = format
-		r.in, err = source.OpenRanged(cfg.Remote, cfg.Path, cfg.Remote.Size(), opts, from)
-	} else {
-		r.in, err = source.Open(cfg.Path, opts, from)
-	}
+	r.in, err = openInput(cfg, format, filepath.Dir(paths.Rejects), from)
 	if err != nil {
 		return r, inputErr(cfg, err)
 	}
 	r.lastNum = from.Num
-	schema, err := cfg.Schema(ctx)
-	if err != nil {
-		var ce *ConfigError
-		var ae *sink.APIError
-		switch {
-		case errors.As(err, &ce):
-		case errors.As(err, &ae) && unauthorized(ae.Result.Status, ae.Result.Code):
-			err = &StopError{Err: fmt.Errorf("%w: %w", ErrUnauthorized, err)}
-		default:
-			err = &StopError{Err: err}
-		}
+	if r.mp, err = mapperFor(ctx, cfg, r.in); err != nil {
 		return r, err
-	}
-	r.mp, err = mapper.New(schema, r.in.Format(), r.in.Header(), cfg.Mapping, cfg.Map)
-	if err != nil {
-		return r, &ConfigError{Err: fmt.Errorf("%s: %w", cfg.Path, err)}
 	}
 	if r.in.Format() == source.JSONL {
 		if err := r.peek(); err != nil {
 			return r, err
 		}
 	}
-	r.rej, err = openRejects(paths.rejects, r.in.HeaderRaw(), r.in.LineEnd(), fresh, rowsSize, logSize)
+	r.rej, err = openRejects(paths.Rejects, r.in.HeaderRaw(), r.in.LineEnd(), fresh, rowsSize, logSize)
 	if err != nil {
 		return r, &ConfigError{Err: err}
 	}
@@ -129,25 +107,72 @@ const peekLimit = 1000
 // peek reads JSONL records ahead up to the first well-formed one, so that members the
 // schema lacks stop the run at start-up instead of costing a reject per row.
 func (r *run) peek() error {
-	for len(r.ahead) < peekLimit {
-		rec, err := r.in.Next()
+	ahead, err := peek(r.in, r.mp, r.cfg.Path)
+	r.ahead = ahead
+	if n := len(ahead); n > 0 {
+		r.lastNum = ahead[n-1].Num
+	}
+	return err
+}
+
+// peek reads the records of in up to its first well-formed one (at most peekLimit) and
+// checks that one's members against mp. It returns the records read, to be sent first.
+func peek(in *source.Reader, mp *mapper.Mapper, path string) ([]source.Record, error) {
+	var ahead []source.Record
+	for len(ahead) < peekLimit {
+		rec, err := in.Next()
 		if err == io.EOF {
-			return nil
+			return ahead, nil
 		}
 		if err != nil {
-			return &ConfigError{Err: err}
+			return ahead, &ConfigError{Err: err}
 		}
-		r.ahead = append(r.ahead, rec)
-		r.lastNum = rec.Num
+		ahead = append(ahead, rec)
 		if rec.Err != nil {
 			continue
 		}
-		if err := r.mp.CheckMembers(rec.Members); err != nil {
-			return &ConfigError{Err: fmt.Errorf("%s: record %d (line %d): %w", r.cfg.Path, rec.Num, rec.Line, err)}
+		if err := mp.CheckMembers(rec.Members); err != nil {
+			return ahead, &ConfigError{Err: fmt.Errorf("%s: record %d (line %d): %w", path, rec.Num, rec.Line, err)}
 		}
-		return nil
+		return ahead, nil
 	}
-	return nil
+	return ahead, nil
+}
+
+// openInput opens the input cfg names, to read from after the record from.Num. Rows over
+// the size limit spill into spillDir, the state folder: it is writable where the root
+// file system may not be.
+func openInput(cfg Config, format source.Format, spillDir string, from source.Position) (*source.Reader, error) {
+	opts := cfg.Source
+	opts.SpillDir = spillDir
+	if cfg.Remote != nil {
+		opts.Format = format
+		return source.OpenRanged(cfg.Remote, cfg.Path, cfg.Remote.Size(), opts, from)
+	}
+	return source.Open(cfg.Path, opts, from)
+}
+
+// mapperFor gets the schema and checks the header of in against it and the mapping. A
+// schema that cannot be fetched stops the run (a refused token as ErrUnauthorized).
+func mapperFor(ctx context.Context, cfg Config, in *source.Reader) (*mapper.Mapper, error) {
+	schema, err := cfg.Schema(ctx)
+	if err != nil {
+		var ce *ConfigError
+		var ae *sink.APIError
+		switch {
+		case errors.As(err, &ce):
+		case errors.As(err, &ae) && unauthorized(ae.Result.Status, ae.Result.Code):
+			err = &StopError{Err: fmt.Errorf("%w: %w", ErrUnauthorized, err)}
+		default:
+			err = &StopError{Err: err}
+		}
+		return nil, err
+	}
+	mp, err := mapper.New(schema, in.Format(), in.Header(), cfg.Mapping, cfg.Map)
+	if err != nil {
+		return nil, &ConfigError{Err: fmt.Errorf("%s: %w", cfg.Path, err)}
+	}
+	return mp, nil
 }
 
 // inputErr classifies a failure to open or identify the input: a configuration error
@@ -207,52 +232,6 @@ func formatOf(cfg Config) (source.Format, error) {
 	return f, nil
 }
 
-type paths struct{ checkpoint, rejects string }
-
-// statePaths names the checkpoint and the rejects: beside the input (or in --state-dir),
-// profiles.csv.gz (or .zst) giving profiles.csv.gz.cdpload.ckpt and profiles.rejects.csv; shard 1/4
-// gives profiles.csv.gz.1-of-4.cdpload.ckpt and profiles.1-of-4.rejects.csv.
-func statePaths(cfg Config, format source.Format) (paths, error) {
-	dir := cfg.StateDir
-	name := inputName(cfg)
-	if cfg.Path == "-" {
-		name = "stdin." + string(format)
-	}
-	if dir == "" && (cfg.Path == "-" || cfg.Remote != nil) {
-		dir = "." // no folder of its own: the current one
-	}
-	if dir == "" {
-		dir = filepath.Dir(cfg.Path)
-	}
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return paths{}, configErr("state folder %s does not exist: create it or choose another with --state-dir", dir)
-	}
-	p := paths{checkpoint: cfg.Checkpoint, rejects: cfg.Rejects}
-	tag := "" // a shard's files are apart from its siblings' on a shared volume
-	if cfg.Shard.Split() {
-		tag = "." + cfg.Shard.fileTag()
-	}
-	if p.checkpoint == "" {
-		p.checkpoint = filepath.Join(dir, name+tag+".cdpload.ckpt")
-	}
-	if p.rejects == "" {
-		stem := source.TrimCompression(name)
-		stem = strings.TrimSuffix(stem, filepath.Ext(stem)) + tag
-		ext := "." + string(format)
-		kind := ".rejects"
-		if cfg.Validate {
-			kind = ".validate.rejects" // never clobbers the rejects of a load in progress
-		}
-		p.rejects = filepath.Join(dir, stem+kind+ext)
-	}
-	if needsWrite := !cfg.Validate || cfg.Rejects == ""; needsWrite {
-		if err := writable(filepath.Dir(p.rejects)); err != nil {
-			return paths{}, configErr("cannot write the checkpoint and rejects in %s (%v): choose a writable folder with --state-dir", filepath.Dir(p.rejects), err)
-		}
-	}
-	return p, nil
-}
-
 // writable checks that files can be created in dir.
 func writable(dir string) error {
 	f, err := os.CreateTemp(dir, ".cdpload-probe-*")
@@ -293,6 +272,14 @@ func optionsOf(cfg Config, format source.Format) map[string]string {
 	return opts
 }
 
+// mappingFile is the mapping's file as the checkpoint names it; "" without a mapping.
+func mappingFile(cfg Config) string {
+	if cfg.Mapping == nil {
+		return ""
+	}
+	return cfg.Mapping.Name
+}
+
 // checkpointer owns the checkpoint file of a run: its lock and the state last saved.
 type checkpointer struct {
 	path     string
@@ -306,8 +293,8 @@ type checkpointer struct {
 }
 
 // openCheckpoint locks the checkpoint and loads it. A checkpoint of another input or other
-// options, or one that cannot be read, is a *ConfigError unless restart is set.
-func openCheckpoint(path string, id checkpoint.Identity, opts map[string]string, restart bool) (*checkpointer, error) {
+// options, or one that cannot be read, is a *ConfigError unless cfg.Restart is set.
+func openCheckpoint(path string, id checkpoint.Identity, cfg Config, format source.Format) (*checkpointer, error) {
 	lock, err := checkpoint.Acquire(path)
 	if errors.Is(err, ErrLocked) {
 		return nil, err // names the checkpoint and its holder
@@ -315,29 +302,50 @@ func openCheckpoint(path string, id checkpoint.Identity, opts map[string]string,
 	if err != nil {
 		return nil, &ConfigError{Err: err}
 	}
-	c := &checkpointer{path: path, lock: lock, written: -1, synced: -1}
 	st, err := checkpoint.Load(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist) || (err == nil && restart) || (err != nil && restart):
-		c.state = checkpoint.State{Version: 1, Input: id, Options: opts}
-	case err != nil:
+	start, err := startFrom(st, err, id, optionsOf(cfg, format), mappingFile(cfg), cfg.Restart)
+	if err != nil {
 		lock.Release()
-		return nil, &ConfigError{Err: err}
-	case st.Done && st.Check(id, st.Options) != nil:
-		// A finished load of an earlier file of this name (last night's export): this
-		// is a new file to load, not a resume.
-		c.state = checkpoint.State{Version: 1, Input: id, Options: opts}
-		c.replaced = true
-	default:
-		if err := st.Check(id, opts); err != nil {
-			lock.Release()
-			return nil, &ConfigError{Err: err}
-		}
-		c.state = *st
-		c.resumed = true
-		c.baseAccepted, c.baseRejected = st.Accepted, st.Rejected
+		return nil, err
+	}
+	c := &checkpointer{path: path, lock: lock, written: -1, synced: -1, state: start.state,
+		resumed: start.resumed, replaced: start.replaced}
+	if start.resumed {
+		c.baseAccepted, c.baseRejected = start.state.Accepted, start.state.Rejected
 	}
 	return c, nil
+}
+
+// start is where a run of one input begins, as its checkpoint decides.
+type start struct {
+	state    checkpoint.State // Done: nothing is left to send
+	resumed  bool             // state is the checkpoint's, continued
+	replaced bool             // a finished checkpoint of an earlier file of this name is set aside
+}
+
+// startFrom decides where a run begins from the checkpoint loaded (st, or loadErr when
+// there was none or it could not be read), the input's identity, the run's options and
+// its mapping file (named in messages):
+// from the start, from the checkpoint, or nowhere (a *ConfigError: the checkpoint is of
+// another input or other options, or unreadable, and restart is not set).
+func startFrom(st *checkpoint.State, loadErr error, id checkpoint.Identity, opts map[string]string, mappingFile string, restart bool) (start, error) {
+	fresh := checkpoint.State{Version: 1, Input: id, Options: opts, MappingFile: mappingFile}
+	switch {
+	case errors.Is(loadErr, fs.ErrNotExist) || restart:
+		return start{state: fresh}, nil
+	case loadErr != nil:
+		return start{}, &ConfigError{Err: loadErr}
+	case st.Done && !st.Input.Equal(id):
+		// A finished load of an earlier file of this name (last night's export): this
+		// is a new file to load, not a resume.
+		return start{state: fresh, replaced: true}, nil
+	}
+	if err := st.Check(&fresh); err != nil {
+		return start{}, &ConfigError{Err: err}
+	}
+	resumed := *st
+	resumed.MappingFile = mappingFile // the same content, perhaps renamed
+	return start{state: resumed, resumed: true}, nil
 }
 
 // save writes the checkpoint at the watermark mark, unless it holds that already: durably

@@ -72,8 +72,9 @@ func TestFolderInput(t *testing.T) {
 	}
 }
 
-// A run of several inputs that one of them stops still gets its run summary: the status
-// of the input that stopped it, and the inputs after it not started.
+// A run of several inputs that one of them refuses at start still gets its run summary:
+// the status of the input that refused it, and the inputs not started; nothing is sent,
+// not even the rows of the inputs before it.
 func TestRunSummaryOfAStoppedRun(t *testing.T) {
 	dir := t.TempDir()
 	paths := map[string]string{
@@ -86,7 +87,7 @@ func TestRunSummaryOfAStoppedRun(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_, url := emulator(t, cdpemu.Config{}, nil)
+	emu, url := emulator(t, cdpemu.Config{}, nil)
 	summary := filepath.Join(dir, "run.json")
 	res := cdpload(t, nil, "load", "--base-url", url, "--progress", "none", "--summary", summary,
 		filepath.Join(dir, "a.csv"), filepath.Join(dir, "b.csv"), filepath.Join(dir, "c.csv"))
@@ -94,9 +95,12 @@ func TestRunSummaryOfAStoppedRun(t *testing.T) {
 		t.Fatalf("exit %d, want %d\n%s", res.code, exitUsage, res.stderr)
 	}
 	run := readRunSummary(t, summary)
-	if run.Status != loader.StatusFailed || run.Inputs != 3 || run.NotStarted != 1 || len(run.Files) != 2 ||
-		run.Accepted != 1 || !strings.Contains(run.Error, "no_such_field") {
+	if run.Status != loader.StatusFailed || run.Inputs != 3 || run.NotStarted != 2 || len(run.Files) != 1 ||
+		run.Files[0].Input != filepath.Join(dir, "b.csv") || run.Accepted != 0 || !strings.Contains(run.Error, "no_such_field") {
 		t.Errorf("run summary %+v", run)
+	}
+	if st := emu.Stats(); st.UpsertsApplied != 0 {
+		t.Errorf("%d upserts applied", st.UpsertsApplied)
 	}
 }
 

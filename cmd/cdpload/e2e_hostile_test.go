@@ -3,20 +3,20 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"golang.org/x/text/encoding/charmap"
 
 	"cdpload/loader"
@@ -331,15 +331,7 @@ func runHostile(t *testing.T, tc hostileCase) {
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var upserts atomic.Int64
-	emu, url := emulator(t, cdpemu.Config{}, func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/profiles/upsert") {
-				upserts.Add(1)
-			}
-			h.ServeHTTP(w, r)
-		})
-	})
+	emu, url, upserts := countingEmulator(t)
 	summary := filepath.Join(dir, "summary.json")
 	args := append([]string{"load", "--base-url", url, "--progress", "none", "--rate", "0", "--summary", summary}, tc.args...)
 	res := hostileRun(t, append(args, path)...)
@@ -504,4 +496,80 @@ func hostileClip(s string) string {
 		return s
 	}
 	return s[:1000] + fmt.Sprintf("…(%d bytes)…", len(s)-2000) + s[len(s)-1000:]
+}
+
+// TestHostileNames loads inputs whose state files would be one file, as a folder (or as
+// arguments where a folder would not list one of them): names that differ only in the
+// compression, in .jsonl and .ndjson, in the case of the extension, an input named as
+// another's rejects. Each run is refused before anything is sent (exit 2), naming both
+// inputs and the file, and both inputs stay as they were; otherwise the second input's
+// rejects would replace the first's and rows would be in neither the CDP nor any rejects.
+func TestHostileNames(t *testing.T) {
+	gz := func(s string) []byte {
+		var b bytes.Buffer
+		w := gzip.NewWriter(&b)
+		w.Write([]byte(s))
+		w.Close()
+		return b.Bytes()
+	}
+	zst := func(s string) []byte {
+		enc, err := zstd.NewWriter(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer enc.Close()
+		return enc.EncodeAll([]byte(s), nil)
+	}
+	const plain, other = "customer_id,email\nA1,a1@example.com\nA2,x,extra\n", "customer_id,email\nG1,g1@example.com\nG2,y,extra\n"
+	const jsonl, ndjson = "{\"customer_id\":\"B1\"}\n{\"customer_id\":\n", "{\"customer_id\":\"N1\"}\n[\"N2\"]\n"
+	for _, tc := range []struct {
+		name   string
+		files  map[string][]byte
+		args   []string // before the inputs
+		inputs []string // nil: the folder
+		shared string   // the file both would write
+	}{
+		{name: "gzip beside plain", files: map[string][]byte{"a.csv": []byte(plain), "a.csv.gz": gz(other)}, shared: "a.rejects.csv"},
+		{name: "zstd beside plain", files: map[string][]byte{"a.csv": []byte(plain), "a.csv.zst": zst(other)}, shared: "a.rejects.csv"},
+		{name: "ndjson beside jsonl", files: map[string][]byte{"b.jsonl": []byte(jsonl), "b.ndjson": []byte(ndjson)}, shared: "b.rejects.jsonl"},
+		{name: "extension case", files: map[string][]byte{"b.JSONL": []byte(jsonl), "b.jsonl": []byte(ndjson)}, shared: "b.rejects.jsonl"},
+		{name: "shards", files: map[string][]byte{"a.csv": []byte(plain), "a.csv.gz": gz(other)}, args: []string{"--shard", "1/2"},
+			shared: "a.1-of-2.rejects.csv"},
+		{name: "validate", files: map[string][]byte{"a.csv": []byte(plain), "a.csv.gz": gz(other)},
+			args: []string{"--schema", filepath.Join("..", "..", "examples", "schema.json")}, shared: "a.validate.rejects.csv"},
+		{name: "an input named as another's rejects", files: map[string][]byte{"e.csv": []byte(plain), "e.rejects.csv": []byte(other)},
+			inputs: []string{"e.csv", "e.rejects.csv"}, shared: "e.rejects.csv"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			writeFiles(t, dir, tc.files)
+			emu, url, upserts := countingEmulator(t)
+			cmd := "load"
+			if tc.name == "validate" {
+				cmd = "validate"
+			}
+			args := append(append([]string{cmd, "--base-url", url, "--progress", "none", "--rate", "0"}, tc.args...), dir)
+			want := []string{filepath.Join(dir, tc.shared)}
+			if tc.inputs != nil {
+				args = args[:len(args)-1]
+				for _, in := range tc.inputs {
+					args = append(args, filepath.Join(dir, in))
+				}
+			}
+			for name := range tc.files {
+				want = append(want, filepath.Join(dir, name))
+			}
+			res := hostileRun(t, args...)
+			refused(t, res, emu, upserts, want...)
+			for name, data := range tc.files {
+				if got, _ := os.ReadFile(filepath.Join(dir, name)); !bytes.Equal(got, data) {
+					t.Errorf("%s changed", name)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(dir, tc.shared)); tc.inputs == nil && err == nil {
+				t.Errorf("%s was written", tc.shared)
+			}
+		})
+	}
 }

@@ -156,11 +156,11 @@ func testRemoteResume(t *testing.T, tf *testFile, extra map[string]map[string]an
 }
 
 // A URL the server refuses is a configuration error (exit 2) that names it without its
-// query; nothing is sent.
+// query; nothing is sent, not even the local input before it.
 func TestLoadFromURLRefused(t *testing.T) {
 	files := httptest.NewServer(http.NotFoundHandler())
 	defer files.Close()
-	_, url := emulator(t, cdpemu.Config{}, nil)
+	emu, url := emulator(t, cdpemu.Config{}, nil)
 	state := t.TempDir()
 	local := filepath.Join(state, "a.csv")
 	if err := os.WriteFile(local, []byte("customer_id\nA1\n"), 0o600); err != nil {
@@ -173,8 +173,11 @@ func TestLoadFromURLRefused(t *testing.T) {
 	}
 	// The run summary lists the refused URL as the input that ended the run.
 	run := readRunSummary(t, summary)
-	if run.Status != "failed" || run.NotStarted != 0 || len(run.Files) != 2 || run.Files[1].Input != files.URL+"/p.csv" {
+	if run.Status != "failed" || run.NotStarted != 1 || len(run.Files) != 1 || run.Files[0].Input != files.URL+"/p.csv" {
 		t.Errorf("run summary %+v", run)
+	}
+	if st := emu.Stats(); st.UpsertsApplied != 0 {
+		t.Errorf("%d upserts applied", st.UpsertsApplied)
 	}
 	if data, _ := os.ReadFile(summary); strings.Contains(string(data), "5ecre7") {
 		t.Error("the URL's signature is in the run summary")

@@ -67,7 +67,8 @@ type options struct {
 	pushgateway         string
 	pushgatewayInstance string
 
-	files []string
+	files   []string
+	folders []string // the local folders among the inputs given, before their expansion
 }
 
 // defaultBaseURL is the Profiles API's address from the vendor's page.
@@ -82,7 +83,7 @@ func newFlagSet(cmd string, o *options, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.tokenFile, "token-file", "", "file holding the bearer token; without it the token comes from CDP_TOKEN, e.g. --token-file /var/run/secrets/cdp/token")
 	fs.StringVar(&o.schemaFile, "schema", "", "read the profiles schema from this JSON or YAML file instead of GET /metadata/objects/profiles, e.g. --schema examples/schema.json")
 	fs.StringVar(&o.matchKey, "match-key", "", "identity field to match profiles on (default: the mapping's matchKey, else the schema's primary key), e.g. --match-key email")
-	fs.StringVar(&o.format, "format", "", "input format csv, tsv or jsonl (default: from the file name; .gz is read as gzip), e.g. --format jsonl")
+	fs.StringVar(&o.format, "format", "", "input format csv, tsv or jsonl (default: from the file name, .csv, .tsv, .jsonl or .ndjson; gzip and zstd are recognized by content, whatever the name); standard input (-) needs it, e.g. --format jsonl")
 	fs.StringVar(&o.delimiter, "delimiter", "", "CSV field delimiter, one character or \\t (default , for csv, tab for tsv), e.g. --delimiter ';'")
 	fs.StringVar(&o.encoding, "encoding", "utf-8", "the input's character encoding, as browsers name them (windows-1252, iso-8859-1, utf-16le, shift_jis, …); offsets and rejects stay in the file's own bytes, e.g. --encoding windows-1252")
 	fs.Int64Var(&o.maxRowBytes, "max-row-bytes", source.DefaultMaxRecordBytes, "largest row in bytes; a larger one is rejected (row_too_large) without being read into memory, and copied to the rejects as it is, e.g. --max-row-bytes 4194304")
@@ -117,7 +118,7 @@ func newFlagSet(cmd string, o *options, out io.Writer) *flag.FlagSet {
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: cdpload %s [flags] FILE...\n\n", cmd)
 		if cmd == "validate" {
-			fmt.Fprint(out, "Parses, maps and checks every row against the schema; sends nothing; writes the rejects it\nwould write (as <stem>.validate.rejects.<ext>).\n\n")
+			fmt.Fprint(out, "Parses, maps and checks every row against the schema; sends nothing; writes the rejects it\nwould write (as <stem>.validate.rejects.<ext>). The schema comes from --schema FILE; without\nit, validate fetches it from the API, which needs a token (CDP_TOKEN or --token-file) and\nthe network.\n\n")
 		} else {
 			fmt.Fprint(out, "Loads each FILE (csv, tsv, jsonl, ndjson, each optionally .gz or .zst; - is standard input;\nan http(s)://, s3://, gs://, azblob:// or file:// URL is read with range requests; a folder,\nor an s3://, gs://, azblob:// or file:// URL ending in /, is its files in name order)\ninto the CDP, one upsert per row. The token comes from CDP_TOKEN or --token-file, never from a flag.\n\n")
 		}
@@ -173,11 +174,10 @@ func parseFlags(cmd string, args []string, out io.Writer, getenv func(string) st
 		o.files = append(o.files, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
-	files, err := expandFolders(o.files)
-	if err != nil {
+	var err error
+	if o.files, o.folders, err = expandFolders(o.files); err != nil {
 		return nil, err
 	}
-	o.files = files
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var envErr error
@@ -249,6 +249,8 @@ func (o *options) check() error {
 	switch {
 	case len(o.files) == 0:
 		return bad("no input file given: cdpload load [flags] FILE... (- is standard input)")
+	case stdinTwice(o.files):
+		return bad("- (standard input) is given more than once: it can be read only once")
 	case several && o.checkpoint != "":
 		return bad("--checkpoint names one file's checkpoint; with several inputs or a prefix use --state-dir")
 	case several && o.rejects != "":
@@ -292,38 +294,16 @@ func (o *options) check() error {
 			return &usageError{msg: err.Error()}
 		}
 	}
-	if err := o.distinctStateFiles(); err != nil {
-		return err
-	}
 	if _, err := o.delimiterRune(); err != nil {
 		return err
 	}
 	return nil
 }
 
-// distinctStateFiles refuses inputs that would share a checkpoint and rejects: files of one
-// name from different folders with one --state-dir, or a file given twice.
-func (o *options) distinctStateFiles() error {
-	seen := map[string]string{}
-	for _, f := range o.files {
-		if f == "-" {
-			continue
-		}
-		dir := o.stateDir
-		switch {
-		case dir != "":
-		case remote.IsURL(f):
-			dir = "." // a URL has no folder of its own: the state goes to the current one
-		default:
-			dir = filepath.Dir(f)
-		}
-		key := filepath.Join(filepath.Clean(dir), inputBase(f))
-		if prev, ok := seen[key]; ok {
-			return &usageError{msg: fmt.Sprintf("%s and %s would share the checkpoint and rejects %s.*: load them in separate runs or with separate --state-dir", shownInput(prev), shownInput(f), key)}
-		}
-		seen[key] = f
-	}
-	return nil
+// stdinTwice reports whether standard input is among files more than once.
+func stdinTwice(files []string) bool {
+	i := slices.Index(files, "-")
+	return i >= 0 && slices.Contains(files[i+1:], "-")
 }
 
 // minRowBytes is the smallest --max-row-bytes: a limit below it would reject ordinary rows.
@@ -378,8 +358,8 @@ func shownInput(input string) string {
 }
 
 // expandFolders replaces each local folder among inputs with the input files in it, in
-// name order (see isInputName).
-func expandFolders(inputs []string) ([]string, error) {
+// name order (see isInputName), and returns the folders too.
+func expandFolders(inputs []string) (files, folders []string, err error) {
 	var out []string
 	for _, in := range inputs {
 		st, err := os.Stat(in)
@@ -389,7 +369,7 @@ func expandFolders(inputs []string) ([]string, error) {
 		}
 		entries, err := os.ReadDir(in) // sorted by name
 		if err != nil {
-			return nil, &usageError{msg: fmt.Sprintf("input folder %v", err)}
+			return nil, nil, &usageError{msg: fmt.Sprintf("input folder %v", err)}
 		}
 		n := len(out)
 		for _, e := range entries {
@@ -404,10 +384,11 @@ func expandFolders(inputs []string) ([]string, error) {
 			out = append(out, p)
 		}
 		if len(out) == n {
-			return nil, &usageError{msg: fmt.Sprintf("input folder %s holds no input file %s", in, inputNames)}
+			return nil, nil, &usageError{msg: fmt.Sprintf("input folder %s holds no input file %s", in, inputNames)}
 		}
+		folders = append(folders, in)
 	}
-	return out, nil
+	return out, folders, nil
 }
 
 // inputNames says which names isInputName takes, for messages.
@@ -429,7 +410,6 @@ func isInputName(name string) bool {
 // should fail, not succeed on nothing.
 func (o *options) expandPrefixes(buckets *remote.Buckets) error {
 	var out []string
-	expanded := false
 	for _, f := range o.files {
 		if !remote.IsPrefix(f) {
 			out = append(out, f)
@@ -443,11 +423,10 @@ func (o *options) expandPrefixes(buckets *remote.Buckets) error {
 			return &usageError{msg: fmt.Sprintf("input prefix %s holds no input file %s", remote.Redact(f), inputNames)}
 		}
 		out = append(out, urls...)
-		expanded = true
-	}
-	if !expanded {
-		return nil
+		if dir := localPath(f); dir != "" { // file:///folder/
+			o.folders = append(o.folders, dir)
+		}
 	}
 	o.files = out
-	return o.distinctStateFiles()
+	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -54,7 +56,7 @@ func TestParseFlagsErrors(t *testing.T) {
 		{[]string{"--checkpoint", "c", "a.csv", "b.csv"}, nil, "--checkpoint"},
 		{[]string{"--checkpoint", "c", "s3://b/day/"}, nil, "--checkpoint names one file's checkpoint; with several inputs or a prefix"},
 		{[]string{"--rejects", "r.csv", "gs://b/day/"}, nil, "--rejects names one file's rejects; with several inputs or a prefix"},
-		{[]string{"x/a.csv", "x/a.csv"}, nil, "share the checkpoint"},
+		{[]string{"--format", "csv", "-", "a.csv", "-"}, nil, "- (standard input) is given more than once"},
 		{[]string{"--pushgateway", "pgw:9091", "a.csv"}, nil, "--pushgateway"},
 		{[]string{"a.csv"}, map[string]string{"CDPLOAD_PUSHGATEWAY": "http://u:s3cret@pgw:9091/?x=1"}, "--pushgateway http://u:xxxxx@pgw:9091/?x=1 must not"},
 	} {
@@ -122,4 +124,17 @@ func TestHelpShowsEveryFlagWithAnExample(t *testing.T) {
 			t.Errorf("--help lacks %q", w)
 		}
 	}
+}
+
+// The README's flag table lists every flag.
+func TestREADMEListsEveryFlag(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newFlagSet("load", &options{}, &bytes.Buffer{}).VisitAll(func(f *flag.Flag) {
+		if !strings.Contains(string(readme), "\n| `--"+f.Name+"` |") {
+			t.Errorf("the README's flag table lacks --%s", f.Name)
+		}
+	})
 }

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -58,7 +59,11 @@ func runLoad(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 	if o.progress == "bar" {
 		logw = &lineClearer{w: stderr} // a log line replaces the bar, which redraws below it
 	}
-	logger := newLogger(o.logFormat, logw)
+	var omit []string
+	if cmd == "validate" {
+		omit = sendingAttrs // it sends nothing
+	}
+	logger := newLogger(o.logFormat, logw, omit...)
 	err = o.load(cmd, logger, stdout, stderr, sigs)
 	if err != nil && o.logFormat == "json" && !errors.Is(err, errRejected) {
 		logger.Error("cdpload stopped", "err", err.Error(), "exitCode", exitCode(err))
@@ -121,30 +126,9 @@ func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer
 	if o.pushgateway != "" {
 		defer func() { o.pushMetrics(m, exitCode(err), logger) }()
 	}
-	base, err := o.setup(validate, logger)
+	base, err := o.config(validate, logger)
 	if err != nil {
 		return err
-	}
-	if m != nil && base.Sender != nil {
-		base.Sender = m.instrument(base.Sender)
-	}
-	if o.metricsAddr != "" {
-		stop, err := serveMetrics(o.metricsAddr, m.reg, logger)
-		if err != nil {
-			return err
-		}
-		defer stop()
-	}
-	if o.cpuProfile != "" {
-		f, err := os.OpenFile(o.cpuProfile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-		if err != nil {
-			return &usageError{msg: fmt.Sprintf("--cpuprofile: %v", err)}
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("--cpuprofile: %w", err)
-		}
-		defer pprof.StopCPUProfile()
 	}
 	interrupted := func(err error) error {
 		if sig, ok := caught.Load().(os.Signal); ok && err != nil {
@@ -152,7 +136,7 @@ func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer
 		}
 		return err
 	}
-	inputs, err := o.inputClient()
+	client, err := o.inputClient()
 	if err != nil {
 		return err
 	}
@@ -166,31 +150,57 @@ func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer
 		run = newRunSummary(len(o.files))
 		defer func() { o.endRun(run, err, cmd, logger, stdout, stderr) }()
 	}
+	// Every input is opened and checked before the first request: a bad one refuses the
+	// run (exit 2) with nothing sent. The token is read after the inputs, so that a
+	// missing file is reported first.
+	inputs, err := o.openInputs(ctx, base, client, buckets, run)
+	if err != nil {
+		return interrupted(err)
+	}
+	if err := o.checkStateFiles(inputs); err != nil {
+		return err
+	}
+	sender, schema, err := o.connect(validate)
+	if err != nil {
+		return err
+	}
+	if m != nil && sender != nil {
+		sender = m.instrument(sender)
+	}
+	for _, in := range inputs {
+		in.cfg.Sender, in.cfg.Schema = sender, schema
+	}
+	if o.metricsAddr != "" {
+		stop, err := serveMetrics(o.metricsAddr, m.reg, logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	if err := preflight(ctx, inputs, run); err != nil {
+		return interrupted(err)
+	}
+	if o.cpuProfile != "" {
+		f, err := os.OpenFile(o.cpuProfile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return &usageError{msg: fmt.Sprintf("--cpuprofile: %v", err)}
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	var rejected bool
-	for _, file := range o.files {
+	for _, in := range inputs {
 		if err := interrupted(ctx.Err()); err != nil {
 			return err // a signal between files: the next ones are not started
 		}
-		cfg := base
-		cfg.Path = file
-		cfg.Counters = &loader.Counters{}
-		var size int64
-		if remote.IsURL(file) {
-			in, err := openRemote(ctx, inputs, buckets, file)
-			if err != nil {
-				if run != nil { // the run summary lists it as the input that ended the run
-					run.add(&loader.Summary{Input: remote.Redact(file), Status: loader.StatusFailed, Error: err.Error()})
-				}
-				return interrupted(loader.RemoteInputError(fmt.Errorf("input %w", err)))
-			}
-			cfg.Remote, cfg.Path, size = in, in.String(), in.Size()
-		} else if st, err := os.Stat(file); err == nil && st.Mode().IsRegular() {
-			size = st.Size()
-		}
+		cfg := in.cfg
 		if m != nil {
 			m.files.add(cfg.Path, cfg.Counters)
 		}
-		stopProgress := startProgress(o.progress, stderr, logger, cfg.Path, size, cfg.Counters)
+		stopProgress := startProgress(o.progress, stderr, logger, cfg.Path, in.size, cfg.Counters)
 		sum, err := loader.Run(ctx, cfg)
 		stopProgress()
 		if sum != nil {
@@ -212,7 +222,7 @@ func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer
 					logger.Error("writing the summary", "err", werr)
 				}
 			default:
-				if werr := sum.WriteJSONFile(summaryPath(o.summary, inputBase(file), len(o.files))); werr != nil {
+				if werr := sum.WriteJSONFile(summaryPath(o.summary, inputBase(in.arg), len(inputs))); werr != nil {
 					logger.Error("writing the summary", "err", werr)
 				}
 			}
@@ -333,9 +343,9 @@ func (o *options) inputClient() (*http.Client, error) {
 	return &http.Client{Transport: tr}, nil
 }
 
-// setup turns the options into a loader configuration: the client, the schema, the
-// mapping. Nothing here reads an input file.
-func (o *options) setup(validate bool, logger *slog.Logger) (loader.Config, error) {
+// config turns the options into the loader configuration common to every input, but for
+// the API client and the schema (see connect). It reads the mapping, no input and no token.
+func (o *options) config(validate bool, logger *slog.Logger) (loader.Config, error) {
 	delim, _ := o.delimiterRune()
 	format := source.Format(o.format)
 	if format == "ndjson" {
@@ -372,32 +382,41 @@ func (o *options) setup(validate bool, logger *slog.Logger) (loader.Config, erro
 		if err != nil {
 			return cfg, &usageError{msg: err.Error()}
 		}
+		m.Name = o.mapping // as given: messages and the checkpoint name it so
 		sum := sha256.Sum256(data)
 		cfg.Mapping, cfg.MappingID = m, hex.EncodeToString(sum[:])
 	}
-
-	needClient := !validate || o.schemaFile == ""
-	var client *sink.Client
-	if needClient {
-		token, err := o.readToken(os.Getenv)
-		if err != nil {
-			return cfg, err
-		}
-		client, err = sink.New(sink.Config{
-			BaseURL:   o.baseURL,
-			Token:     token,
-			Timeout:   o.timeout,
-			CAFile:    o.caFile,
-			Conns:     o.workers,
-			UserAgent: "cdpload/" + version,
-		})
-		if err != nil {
-			return cfg, &usageError{msg: err.Error()}
-		}
-		cfg.Sender = client
-	}
-	cfg.Schema = o.schemaSource(client)
 	return cfg, nil
+}
+
+// connect reads the token and makes the API client (none when validating against
+// --schema), and the schema function every input shares.
+func (o *options) connect(validate bool) (loader.Sender, func(context.Context) (sink.Schema, error), error) {
+	if validate && o.schemaFile != "" {
+		return nil, o.schemaSource(nil), nil
+	}
+	token, err := o.readToken(os.Getenv)
+	if err != nil {
+		if validate && o.tokenFile == "" {
+			err = &usageError{msg: "validate needs the schema: give --schema FILE, or a token (CDP_TOKEN or --token-file) to fetch it from the API"}
+		}
+		return nil, nil, err
+	}
+	client, err := sink.New(sink.Config{
+		BaseURL:   o.baseURL,
+		Token:     token,
+		Timeout:   o.timeout,
+		CAFile:    o.caFile,
+		Conns:     o.workers,
+		UserAgent: "cdpload/" + version,
+	})
+	if err != nil {
+		return nil, nil, &usageError{msg: err.Error()}
+	}
+	if validate {
+		return nil, o.schemaSource(client), nil // validate sends nothing
+	}
+	return client, o.schemaSource(client), nil
 }
 
 // schemaSource returns the loader's schema function: the --schema file, or one
@@ -453,11 +472,24 @@ func readSchemaFile(path string) (sink.Schema, error) {
 	return s, nil
 }
 
-// newLogger logs to stderr as text or one JSON object per line.
-func newLogger(format string, w io.Writer) *slog.Logger {
+// newLogger logs to stderr as text or one JSON object per line, without the top-level
+// attributes named in omit.
+func newLogger(format string, w io.Writer, omit ...string) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	if len(omit) > 0 {
+		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && slices.Contains(omit, a.Key) {
+				return slog.Attr{} // dropped
+			}
+			return a
+		}
+	}
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
 }
+
+// sendingAttrs are the log attributes that describe sending: the workers' pool and the
+// rate, which validate's log leaves out.
+var sendingAttrs = []string{"workers", "rate"}

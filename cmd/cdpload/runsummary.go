@@ -61,7 +61,11 @@ func (r *runSummary) end(err error) {
 	r.NotStarted = r.Inputs - len(r.Files)
 	if err != nil && !errors.Is(err, errRejected) {
 		r.Error = err.Error()
-		if r.Status == loader.StatusFinished {
+		switch {
+		case r.Status != loader.StatusFinished:
+		case exitCode(err) == exitUsage: // refused at start: nothing was sent
+			r.Status = loader.StatusFailed
+		default:
 			r.Status = loader.StatusStopped
 		}
 	}
