@@ -57,6 +57,7 @@ type options struct {
 	limitRate    float64
 	limitSeconds float64
 	resumeAt     float64
+	wide         bool
 	// shardLimit is the shards check's server limit and shardSeconds the length of one
 	// split at that limit (0 skips the check).
 	shardLimit   float64
@@ -112,6 +113,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&o.shardLimit, "shard-limit", 1000, "upserts/s the emulator of the shards check allows (it answers after 20 ms)")
 	fs.Float64Var(&o.shardSeconds, "shard-seconds", 20, "rows of the shards check, in seconds at --shard-limit; 0 skips it")
 	fs.Float64Var(&o.resumeAt, "resume-at", 0.95, "share of the largest CSV's rows at which the resume check's checkpoint is; 0 skips it")
+	fs.BoolVar(&o.wide, "wide", true, "run the wide-rows check: peak RSS with rows near and far over the 1 MiB row limit")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -323,6 +325,13 @@ func bench(ctx context.Context, o *options, stdout, stderr io.Writer) (err error
 		}
 	}
 
+	var wide []wideRun
+	if o.wide {
+		if wide, err = runWide(ctx, work, cdpload, base, logf); err != nil {
+			return fmt.Errorf("the wide-rows check: %w", err)
+		}
+	}
+
 	r := &report{
 		Machine: machine{Cores: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH},
 		Seed:    o.seed,
@@ -334,12 +343,14 @@ func bench(ctx context.Context, o *options, stdout, stderr io.Writer) (err error
 		Resume:  res,
 
 		ResumeCompressed: resCompressed,
+		Wide:             wide,
 	}
 	r.Figures = buildFigures(pairs, pace, lim, res)
 	for _, cres := range resCompressed {
 		r.Figures = append(r.Figures, resumeFigures(cres, "")...)
 	}
 	r.Figures = append(r.Figures, shardFigures(shards)...)
+	r.Figures = append(r.Figures, wideFigures(wide)...)
 	writeTable(stdout, r)
 	if err := writeJSON(out, r); err != nil {
 		return err

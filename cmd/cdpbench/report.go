@@ -112,6 +112,7 @@ type report struct {
 	// ResumeCompressed times the same resume from gzip and zstd copies of the file, which
 	// a resume reads again from the start.
 	ResumeCompressed []*resumed `json:"resumeCompressed,omitempty"`
+	Wide             []wideRun  `json:"wide,omitempty"`
 }
 
 type groupKey struct {
