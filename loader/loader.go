@@ -172,8 +172,12 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		return r.summary(), err
 	}
 	defer r.close()
-	attrs := []any{"file", cfg.Path, "format", string(r.in.Format()), "matchKey", r.mp.MatchKey(),
-		"workers", cfg.Workers, "rate", cfg.Rate, "resumeAfterRecord", r.sum.Skipped, "validate", cfg.Validate}
+	attrs := []any{"file", cfg.Path, "format", string(r.in.Format()), "matchKey", r.mp.MatchKey()}
+	if cfg.Validate {
+		attrs = append(attrs, "validate", true) // sends nothing: no workers, no rate
+	} else {
+		attrs = append(attrs, "workers", cfg.Workers, "rate", cfg.Rate, "resumeAfterRecord", r.sum.Skipped)
+	}
 	if cfg.Shard.Split() {
 		attrs = append(attrs, "shard", cfg.Shard.String())
 	}

@@ -382,12 +382,9 @@ func (c *checkpointer) close() error {
 	return c.lock.Release()
 }
 
-// close releases what the run holds; it is safe on a partly prepared run. It notes in the
-// summary the encoding that rows rejected as not UTF-8 look like, which only the reader
-// knows; Run returns the summary after close.
+// close releases what the run holds; it is safe on a partly prepared run.
 func (r *run) close() {
 	if r.in != nil {
-		r.sum.SuggestedEncoding = r.in.SuggestedEncoding()
 		r.in.Close()
 	}
 	r.ckpt.close()

@@ -214,6 +214,7 @@ func (r *run) finish() (*Summary, error) {
 		errs = append(errs, err)
 	}
 	s := &r.sum
+	s.SuggestedEncoding = r.in.SuggestedEncoding()
 	s.Read = r.cfg.Counters.Read.Load()
 	s.Unfinished = s.Read - s.Accepted - s.Rejected - s.Held - s.OtherShards
 	s.Retries = r.cfg.Counters.Retries.Load()

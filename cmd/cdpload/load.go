@@ -16,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -59,11 +58,7 @@ func runLoad(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 	if o.progress == "bar" {
 		logw = &lineClearer{w: stderr} // a log line replaces the bar, which redraws below it
 	}
-	var omit []string
-	if cmd == "validate" {
-		omit = sendingAttrs // it sends nothing
-	}
-	logger := newLogger(o.logFormat, logw, omit...)
+	logger := newLogger(o.logFormat, logw)
 	err = o.load(cmd, logger, stdout, stderr, sigs)
 	if err != nil && o.logFormat == "json" && !errors.Is(err, errRejected) {
 		logger.Error("cdpload stopped", "err", err.Error(), "exitCode", exitCode(err))
@@ -472,24 +467,11 @@ func readSchemaFile(path string) (sink.Schema, error) {
 	return s, nil
 }
 
-// newLogger logs to stderr as text or one JSON object per line, without the top-level
-// attributes named in omit.
-func newLogger(format string, w io.Writer, omit ...string) *slog.Logger {
+// newLogger logs to stderr as text or one JSON object per line.
+func newLogger(format string, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
-	if len(omit) > 0 {
-		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
-			if len(groups) == 0 && slices.Contains(omit, a.Key) {
-				return slog.Attr{} // dropped
-			}
-			return a
-		}
-	}
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
 }
-
-// sendingAttrs are the log attributes that describe sending: the workers' pool and the
-// rate, which validate's log leaves out.
-var sendingAttrs = []string{"workers", "rate"}
