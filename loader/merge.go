@@ -19,8 +19,9 @@ import (
 // header once: a file ready to fix and load again, as if one process had written it. It
 // returns how many rows it wrote. The rows are copied byte for byte, each log line tells
 // its row's size. Inputs of different headers, a row in two inputs or rows out of order
-// are errors, and nothing is written then.
-func MergeRejects(out string, inputs []string) (int64, error) {
+// are errors, and nothing is written then. encoding is the input's, as its load's
+// --encoding named it ("" for UTF-8), in which the rejects' header is read.
+func MergeRejects(out string, inputs []string, encoding string) (int64, error) {
 	if len(inputs) == 0 {
 		return 0, errors.New("no rejects file to merge")
 	}
@@ -31,7 +32,7 @@ func MergeRejects(out string, inputs []string) (int64, error) {
 		}
 	}()
 	for _, in := range inputs {
-		p, err := openMergePart(in)
+		p, err := openMergePart(in, encoding)
 		if err != nil {
 			return 0, err
 		}
@@ -126,7 +127,7 @@ type mergePart struct {
 	lineNo int
 }
 
-func openMergePart(path string) (*mergePart, error) {
+func openMergePart(path, encoding string) (*mergePart, error) {
 	p := &mergePart{path: path}
 	size, err := p.rowsSize()
 	if err != nil {
@@ -154,7 +155,7 @@ func openMergePart(path string) (*mergePart, error) {
 		p.close()
 		return nil, fmt.Errorf("rejects %s: %w", path, err)
 	}
-	if err := checkHeader(path, p.header); err != nil {
+	if err := checkHeader(path, p.header, encoding); err != nil {
 		p.close()
 		return nil, err
 	}
@@ -177,7 +178,7 @@ func openMergePart(path string) (*mergePart, error) {
 // as the rejects writer writes it: nothing for JSONL, one CSV record and its line end for
 // CSV and TSV. Anything else means rows on disk that the log does not list (a shard killed
 // between the two writes and never resumed), which would cut every row in the wrong place.
-func checkHeader(path string, header []byte) error {
+func checkHeader(path string, header []byte, encoding string) error {
 	bad := fmt.Errorf("%s holds %d bytes before the rows its log lists, which are not a header: the rows file and its log disagree (resume that shard's load to finish them, then merge)", path, len(header))
 	format, _, err := source.DetectFormat(path)
 	if err != nil {
@@ -189,7 +190,7 @@ func checkHeader(path string, header []byte) error {
 		}
 		return nil
 	}
-	r, err := source.NewReader(bytes.NewReader(header), path, source.Options{Format: format}, source.Position{})
+	r, err := source.NewReader(bytes.NewReader(header), path, source.Options{Format: format, Encoding: encoding}, source.Position{})
 	if err != nil || !bytes.Equal(r.HeaderRaw(), header) {
 		return bad
 	}

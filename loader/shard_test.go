@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"cdpload/checkpoint"
+	"cdpload/loader/mapper"
 	"cdpload/sink"
 )
 
@@ -178,7 +179,7 @@ func TestShardsSplitTheInput(t *testing.T) {
 	}
 
 	merged := filepath.Join(split, "merged.csv")
-	n, err := MergeRejects(merged, rejects)
+	n, err := MergeRejects(merged, rejects, "")
 	if err != nil || n != all.Rejected+all.Held {
 		t.Fatalf("MergeRejects: %d rows, %v; want %d", n, err, all.Rejected+all.Held)
 	}
@@ -240,7 +241,7 @@ func TestMergeRejectsRefuses(t *testing.T) {
 		{[]string{a, filepath.Join(dir, "none.csv")}, "none.csv"},
 		{nil, "no rejects file"},
 	} {
-		if _, err := MergeRejects(out, c.inputs); err == nil || !strings.Contains(err.Error(), c.msg) {
+		if _, err := MergeRejects(out, c.inputs, ""); err == nil || !strings.Contains(err.Error(), c.msg) {
 			t.Errorf("MergeRejects(%v): %v, want an error saying %q", c.inputs, err, c.msg)
 		}
 		if _, err := os.Stat(out); !errors.Is(err, fs.ErrNotExist) {
@@ -248,7 +249,7 @@ func TestMergeRejectsRefuses(t *testing.T) {
 		}
 	}
 
-	n, err := MergeRejects(out, []string{b, a})
+	n, err := MergeRejects(out, []string{b, a}, "")
 	if err != nil || n != 3 {
 		t.Fatalf("MergeRejects: %d, %v", n, err)
 	}
@@ -261,4 +262,58 @@ func TestMergeRejectsRefuses(t *testing.T) {
 	if matches, _ := filepath.Glob(filepath.Join(dir, ".cdpload-merge-*")); len(matches) != 0 {
 		t.Errorf("temporary files left: %v", matches)
 	}
+}
+
+// The rejects of a Windows-1252 input's shards merge when merge-rejects is told the
+// encoding their header is in, into what one process writes.
+func TestMergeRejectsEncoding(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p.csv")
+	var b strings.Builder
+	b.WriteString("customer_id,Pr\xe9nom,orders_count\n") // the header too is Windows-1252
+	for i := 1; i <= 40; i++ {
+		fmt.Fprintf(&b, "K%d,Ren\xe9 %d,%d\n", i, i, i)
+		if i%5 == 0 {
+			fmt.Fprintf(&b, "K%d,Ren\xe9,ten\n", i+100) // a bad integer
+		}
+	}
+	os.WriteFile(path, []byte(b.String()), 0o644)
+	mapping := filepath.Join(t.TempDir(), "m.yaml")
+	os.WriteFile(mapping, []byte("columns:\n  - source: Prénom\n    field: first_name\n"), 0o644)
+	m, err := mapper.LoadMapping(mapping)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(shard Shard, dir string) {
+		t.Helper()
+		cfg, _ := testConfig(t, 1, &keySender{sent: map[string]int{}})
+		cfg.Path, cfg.StateDir, cfg.Shard = path, dir, shard
+		cfg.Source.Encoding, cfg.Mapping = "windows-1252", m
+		if _, err := Run(context.Background(), cfg); err != nil {
+			t.Fatalf("shard %v: %v", shard, err)
+		}
+	}
+	whole, split := t.TempDir(), t.TempDir()
+	run(Shard{}, whole)
+	var parts []string
+	for i := range 2 {
+		run(Shard{Index: i, Count: 2}, split)
+		if p := filepath.Join(split, fmt.Sprintf("p.%d-of-2.rejects.csv", i)); fileExists(p) {
+			parts = append(parts, p)
+		}
+	}
+	out := filepath.Join(split, "merged.csv")
+	if _, err := MergeRejects(out, parts, ""); err == nil {
+		t.Error("merged the rejects as UTF-8 although their rows are not")
+	}
+	n, err := MergeRejects(out, parts, "windows-1252")
+	want, _ := os.ReadFile(filepath.Join(whole, "p.rejects.csv"))
+	got, _ := os.ReadFile(out)
+	if err != nil || n != 9 || string(got) != string(want) { // 8 bad integers, and K7 the sender refuses
+		t.Errorf("merged %d rows, %v:\n%q\nwant\n%q", n, err, got, want)
+	}
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
