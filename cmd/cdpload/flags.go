@@ -251,6 +251,10 @@ func (o *options) check() error {
 		return bad("no input file given: cdpload load [flags] FILE... (- is standard input)")
 	case stdinTwice(o.files):
 		return bad("- (standard input) is given more than once: it can be read only once")
+	case slices.Index(o.files, "-") > 0:
+		// Every input is checked before the first row is sent, but standard input can be
+		// read only once: its header is checked when it is loaded, which must come first.
+		return bad("- (standard input) must be the first input: its header can be checked only as it is loaded, before any other input's rows are sent")
 	case several && o.checkpoint != "":
 		return bad("--checkpoint names one file's checkpoint; with several inputs or a prefix use --state-dir")
 	case several && o.rejects != "":

@@ -57,6 +57,7 @@ func TestParseFlagsErrors(t *testing.T) {
 		{[]string{"--checkpoint", "c", "s3://b/day/"}, nil, "--checkpoint names one file's checkpoint; with several inputs or a prefix"},
 		{[]string{"--rejects", "r.csv", "gs://b/day/"}, nil, "--rejects names one file's rejects; with several inputs or a prefix"},
 		{[]string{"--format", "csv", "-", "a.csv", "-"}, nil, "- (standard input) is given more than once"},
+		{[]string{"--format", "csv", "a.csv", "-"}, nil, "- (standard input) must be the first input"},
 		{[]string{"--pushgateway", "pgw:9091", "a.csv"}, nil, "--pushgateway"},
 		{[]string{"a.csv"}, map[string]string{"CDPLOAD_PUSHGATEWAY": "http://u:s3cret@pgw:9091/?x=1"}, "--pushgateway http://u:xxxxx@pgw:9091/?x=1 must not"},
 	} {
