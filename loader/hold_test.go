@@ -242,10 +242,15 @@ func TestReadAheadBoundInBytes(t *testing.T) {
 	for cfg.Counters.Read.Load() < maxRows-1 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
-	// The rows that fit are read; no more may be while row 1 stalls.
+	// The rows that fit are read; no more may be while row 1 stalls. The rows sent after it
+	// are not finished for the progress: a crash now would send them again.
 	for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
 		if n := cfg.Counters.Read.Load(); n > maxRows {
 			t.Errorf("%d rows of %d KiB read while the first stalls; the bytes allow %d", n, width>>10, maxRows)
+			break
+		}
+		if n := cfg.Counters.Accepted.Load(); n != 0 {
+			t.Errorf("%d rows counted accepted while row 1, before them, is unfinished", n)
 			break
 		}
 	}
