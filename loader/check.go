@@ -2,7 +2,6 @@ package loader
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,10 +54,11 @@ func Check(ctx context.Context, cfg Config) error {
 	if cfg.Path == "-" {
 		return nil
 	}
+	var from source.Position // where Run reads from: a resume peeks where it goes on
 	if !cfg.Validate {
 		id, err := identify(cfg)
 		if err != nil {
-			return inputErr(cfg, fmt.Errorf("input %w", err))
+			return inputErr(cfg, err)
 		}
 		st, err := checkpoint.Load(paths.Checkpoint)
 		start, err := startFrom(st, err, id, optionsOf(cfg, format), mappingFile(cfg), cfg.Restart)
@@ -67,6 +67,9 @@ func Check(ctx context.Context, cfg Config) error {
 		}
 		if start.state.Done {
 			return nil // loaded already: Run sends nothing and needs no schema
+		}
+		if w := start.state.Watermark; w > 0 {
+			from = source.Position{Num: w, Line: start.state.Line, Offset: start.state.Offset}
 		}
 	}
 	if cfg.Remote == nil {
@@ -78,7 +81,7 @@ func Check(ctx context.Context, cfg Config) error {
 			return nil // a pipe can be read once: its header is checked when its turn comes
 		}
 	}
-	in, err := openInput(cfg, format, filepath.Dir(paths.Rejects), source.Position{})
+	in, err := openInput(cfg, format, filepath.Dir(paths.Rejects), from)
 	if err != nil {
 		return inputErr(cfg, err)
 	}
@@ -87,8 +90,12 @@ func Check(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	if in.Format() == source.JSONL {
-		_, err = peek(in, mp, cfg.Path)
+	if in.Format() == source.JSONL && from.Num == 0 {
+		var ahead []source.Record
+		ahead, err = peek(in, mp, cfg.Path) // as Run's: a resume goes on as the first run began
+		for _, rec := range ahead {
+			rec.Spill.Remove()
+		}
 	}
 	return err
 }

@@ -3,11 +3,13 @@ package loader
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"cdpload/checkpoint"
 	"cdpload/loader/mapper"
 	"cdpload/sink"
 )
@@ -110,5 +112,55 @@ func TestCheckNamesTheMappingFiles(t *testing.T) {
 	err := Check(context.Background(), cfg)
 	if want := "the mapping changed: maps/crm.yaml (SHA-256 111111111111…) → maps/crm-v2.yaml (SHA-256 222222222222…)"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("Check: %v, want %q", err, want)
+	}
+}
+
+// A resume goes on as the first run began: a JSONL file whose later records carry a member
+// the schema lacks (rows the first run rejected) is neither refused by Check nor by Run
+// when resumed past its first records.
+func TestResumePastUnknownMembers(t *testing.T) {
+	s := &fakeSender{upsert: accepted}
+	cfg, _ := testConfig(t, 1, s)
+	var b strings.Builder
+	for i := 1; i <= 3; i++ {
+		fmt.Fprintf(&b, "{\"customer_id\":\"K%d\"}\n", i)
+	}
+	for i := 4; i <= 300; i++ {
+		fmt.Fprintf(&b, "{\"customer_id\":\"K%d\",\"bogus\":1}\n", i)
+	}
+	cfg.Path = filepath.Join(filepath.Dir(cfg.Path), "p.jsonl")
+	if err := os.WriteFile(cfg.Path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxErrors = 5
+	if _, err := Run(context.Background(), cfg); !errors.Is(err, ErrTooManyRejects) {
+		t.Fatalf("first run: %v, want a stop for too many rejects", err)
+	}
+	cfg.MaxErrors = 0
+	if err := Check(context.Background(), cfg); err != nil {
+		t.Errorf("Check of the resume: %v", err)
+	}
+	sum, err := Run(context.Background(), cfg)
+	if err != nil || !sum.Resumed || sum.Skipped+sum.Read != 300 || sum.TotalAccepted != 3 || sum.TotalRejected != 297 {
+		t.Errorf("resume: %v, %+v", err, sum)
+	}
+}
+
+// --max-errors stops at the reject that passes it: no later row is written to the rejects
+// or passed by the checkpoint, however many were read ahead.
+func TestMaxErrorsStopsAtTheReject(t *testing.T) {
+	s := &fakeSender{upsert: accepted}
+	cfg, bad := testConfig(t, 2000, s) // every 10th row has a bad integer
+	cfg.MaxErrors = 5
+	sum, err := Run(context.Background(), cfg)
+	if !errors.Is(err, ErrTooManyRejects) || sum.Rejected != 6 {
+		t.Fatalf("run: %v, %d rejected; want a stop at the 6th reject", err, sum.Rejected)
+	}
+	if got := rejectedRows(t, cfg); fmt.Sprint(got) != fmt.Sprint(bad[:6]) {
+		t.Errorf("rejects log rows %v, want %v", got, bad[:6])
+	}
+	ck, err := checkpoint.Load(cfg.Path + ".cdpload.ckpt")
+	if err != nil || ck.Watermark != bad[5] || ck.Rejected != 6 {
+		t.Errorf("checkpoint %+v, %v; want the watermark at row %d", ck, err, bad[5])
 	}
 }

@@ -291,3 +291,16 @@ func TestPacedStarts(t *testing.T) {
 		t.Errorf("%d attempts, %d in the busiest second; want more than %d, at most %d", len(starts), busiest, 2*rate, rate+burst)
 	}
 }
+
+// A row refused by the mapper holds its profile under the key the later rows are sent
+// with, spaces and all.
+func TestHeldByTheKeyRowsAreSentWith(t *testing.T) {
+	s := &fakeSender{upsert: accepted}
+	cfg := csvConfig(t, "customer_id,orders_count\nA ,1\nA ,ten\nA ,3\n", s)
+	cfg.Workers = 1
+	sum, err := Run(context.Background(), cfg)
+	if err != nil || sum.Accepted != 1 || sum.Rejected != 1 || sum.Held != 1 || s.calls.Load() != 1 {
+		t.Errorf("run: %v; accepted %d, rejected %d, held %d, %d requests; want 1, 1, 1 and 1",
+			err, sum.Accepted, sum.Rejected, sum.Held, s.calls.Load())
+	}
+}

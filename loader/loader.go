@@ -248,6 +248,7 @@ type run struct {
 	bytes          *semaphore.Weighted
 	unwritten      int   // rows past the watermark of the last checkpoint write
 	unwrittenBytes int64 // their weight in bytes
+	tooMany        bool  // --max-errors was passed: no row after that reject is applied
 
 	lastAnswer atomic.Int64   // unix nanoseconds: the latest send time of a request the API answered
 	failedAt   []atomic.Int64 // per worker, unix nanoseconds: when its latest failed request was sent

@@ -79,7 +79,10 @@ func prepare(ctx context.Context, cfg Config) (*run, error) {
 	if r.mp, err = mapperFor(ctx, cfg, r.in); err != nil {
 		return r, err
 	}
-	if r.in.Format() == source.JSONL {
+	// A resume does not peek again: rows the first run took as rows to reject (a member
+	// the schema lacks, past the first record) are rejected as they were, not a reason to
+	// refuse the rest of the file.
+	if r.in.Format() == source.JSONL && from.Num == 0 {
 		if err := r.peek(); err != nil {
 			return r, err
 		}
@@ -384,6 +387,9 @@ func (c *checkpointer) close() error {
 
 // close releases what the run holds; it is safe on a partly prepared run.
 func (r *run) close() {
+	for _, rec := range r.ahead { // read ahead at start-up and never sent
+		rec.Spill.Remove()
+	}
 	if r.in != nil {
 		r.in.Close()
 	}

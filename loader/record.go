@@ -77,19 +77,20 @@ func (r *run) record(finished <-chan struct{}) error {
 }
 
 // drain applies every finished row from the watermark on, in record order, and says how
-// many it applied.
+// many it applied. Past --max-errors it applies none: the stop is at that reject.
 func (r *run) drain() (int, error) {
 	n := 0
-	for {
+	for !r.tooMany {
 		o, ok := r.board.take(r.next)
 		if !ok {
-			return n, nil
+			break
 		}
 		n++
 		if err := r.apply(o); err != nil {
 			return n, err
 		}
 	}
+	return n, nil
 }
 
 // post hands a finished row to the recorder.
@@ -121,6 +122,7 @@ func (r *run) apply(o outcome) error {
 		r.sum.RejectsByReason[o.reject.Stage+" "+o.reject.Code]++
 		r.logReject(o.reject)
 		if r.cfg.MaxErrors > 0 && r.sum.Rejected > r.cfg.MaxErrors {
+			r.tooMany = true // the rows after this one stay unfinished, for the resume
 			r.haltCause(&StopError{Err: fmt.Errorf("%w: more than %d rows rejected", ErrTooManyRejects, r.cfg.MaxErrors)})
 			r.stopWork()
 		}

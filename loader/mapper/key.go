@@ -6,9 +6,11 @@ import (
 	"cdpload/source"
 )
 
-// KeyOf returns the match-key value of a record that Map refused, as well as it can be
-// read, for the rejects log: the key cell after its transforms, or the key member's
-// string or number. It returns "" when the record has none or is malformed.
+// KeyOf returns the match-key value of a record that Map refused, exactly as Map would
+// have returned it had the rest of the record been good: the same transforms, trimming
+// and coercion, so that a refused row and the later rows of its profile are known by one
+// key. It returns "" when the record has no key value, is malformed, or its key value
+// itself cannot be coerced.
 func (m *Mapper) KeyOf(rec *source.Record) string {
 	if rec.Err != nil {
 		return ""
@@ -19,7 +21,7 @@ func (m *Mapper) KeyOf(rec *source.Record) string {
 		}
 		for i := range m.cols {
 			if p := &m.cols[i]; p.isKey && !p.drop {
-				return strings.TrimSpace(applyTransforms(rec.Cells[i], p.trans))
+				return keyOfText(p, applyTransforms(rec.Cells[i], p.trans))
 			}
 		}
 		return ""
@@ -30,14 +32,41 @@ func (m *Mapper) KeyOf(rec *source.Record) string {
 			continue
 		}
 		raw := trimJSONSpace(mem.Value)
-		if len(raw) == 0 || raw[0] == 'n' || raw[0] == '{' || raw[0] == '[' {
+		switch {
+		case len(raw) == 0:
 			return ""
+		case raw[0] == '"':
+			s, valid := decodeJSONString(raw)
+			if !valid {
+				return ""
+			}
+			return keyOfText(p, applyTransforms(s, p.trans))
+		case p.kind == kInteger:
+			if b, r := appendInteger(nil, raw); r == ok {
+				return string(b)
+			}
+		case p.kind == kNumber:
+			if b, r := appendNumber(nil, raw); r == ok {
+				return string(b)
+			}
 		}
-		if raw[0] == '"' {
-			s, _ := decodeJSONString(raw)
-			return strings.TrimSpace(applyTransforms(s, p.trans))
-		}
-		return string(raw)
+		return ""
 	}
 	return ""
+}
+
+// keyOfText is the key Map gives the text v of the key field p: a string as it is, any
+// other type trimmed and coerced.
+func keyOfText(p *plan, v string) string {
+	if p.kind == kString {
+		return v
+	}
+	if v = strings.TrimSpace(v); v == "" {
+		return ""
+	}
+	b, r := appendValue(nil, p.kind, v, p.time)
+	if r != ok {
+		return ""
+	}
+	return keyText(p, v, b)
 }

@@ -658,19 +658,48 @@ func TestNewJoinsProblems(t *testing.T) {
 	}
 }
 
+// KeyOf knows a refused record by the key Map gives the same record with its bad value
+// fixed: the same transforms, trimming and coercion, so that the later rows of its
+// profile are held by that key.
 func TestKeyOfRefusedRecords(t *testing.T) {
-	schema := exampleSchema(t)
-	header := []string{"customer_id", "email", "orders_count"}
-	m, err := New(schema, source.CSV, header, nil, Options{MatchKey: "email"})
+	schema, err := sink.ParseSchema([]byte(`{"objectName": "profiles", "primaryKey": "customer_id",
+	  "identityKeys": ["customer_id", "email", "member_no"],
+	  "fields": [{"name": "customer_id", "type": "string"}, {"name": "email", "type": "string"},
+	             {"name": "member_no", "type": "integer"}, {"name": "orders_count", "type": "integer"}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &source.Record{Cells: []string{"C1", " A@x.example ", "twelve"}}
-	if _, _, err := m.Map(rec, nil); err == nil {
-		t.Fatal("Map accepted a bad integer")
+	header := []string{"customer_id", "email", "member_no", "orders_count"}
+	for _, tc := range []struct {
+		key  string
+		cell func(key string) []string
+		want string
+	}{
+		{"email", func(k string) []string { return []string{"C1", k, "1", "twelve"} }, " A@x.example "},
+		{"customer_id", func(k string) []string { return []string{k, "a@x", "1", "twelve"} }, "A "},
+		{"member_no", func(k string) []string { return []string{"C1", "a@x", k, "twelve"} }, "7"},
+	} {
+		m, err := New(schema, source.CSV, header, nil, Options{MatchKey: tc.key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw := map[string]string{"email": " A@x.example ", "customer_id": "A ", "member_no": " +007"}[tc.key]
+		bad := &source.Record{Cells: tc.cell(raw)}
+		if _, _, err := m.Map(bad, nil); err == nil {
+			t.Fatal("Map accepted a bad integer")
+		}
+		good := &source.Record{Cells: append(tc.cell(raw)[:3:3], "12")}
+		_, key, err := m.Map(good, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.KeyOf(bad); got != key || got != tc.want {
+			t.Errorf("%s: KeyOf = %q, Map's key = %q, want %q", tc.key, got, key, tc.want)
+		}
 	}
-	if got := m.KeyOf(rec); got != "A@x.example" {
-		t.Errorf("KeyOf CSV = %q", got)
+	m, err := New(schema, source.CSV, header, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
 	}
 	if got := m.KeyOf(&source.Record{Cells: []string{"C1"}}); got != "" {
 		t.Errorf("KeyOf ragged = %q", got)
@@ -679,16 +708,27 @@ func TestKeyOfRefusedRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	jm, err := New(schema, source.JSONL, nil, nil, Options{MatchKey: "member_no"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
+		m       *Mapper
 		members []source.Member
 		want    string
 	}{
-		{[]source.Member{{Name: "customer_id", Value: []byte(`"C\u00e9"`)}, {Name: "orders_count", Value: []byte(`"x"`)}}, "Cé"},
-		{[]source.Member{{Name: "customer_id", Value: []byte(`null`)}}, ""},
-		{[]source.Member{{Name: "email", Value: []byte(`"a@x"`)}}, ""},
+		{j, []source.Member{{Name: "customer_id", Value: []byte(`"C\u00e9 "`)}, {Name: "orders_count", Value: []byte(`"x"`)}}, "Cé "},
+		{j, []source.Member{{Name: "customer_id", Value: []byte(`null`)}}, ""},
+		{j, []source.Member{{Name: "email", Value: []byte(`"a@x"`)}}, ""},
+		{jm, []source.Member{{Name: "member_no", Value: []byte(`7`)}, {Name: "orders_count", Value: []byte(`"x"`)}}, "7"},
+		{jm, []source.Member{{Name: "member_no", Value: []byte(`" 007 "`)}, {Name: "orders_count", Value: []byte(`"x"`)}}, "7"},
 	} {
-		if got := j.KeyOf(&source.Record{Members: tc.members}); got != tc.want {
-			t.Errorf("KeyOf JSONL %v = %q, want %q", tc.members, got, tc.want)
+		if got := tc.m.KeyOf(&source.Record{Members: tc.members}); got != tc.want {
+			t.Errorf("KeyOf JSONL %s = %q, want %q", tc.members[0].Value, got, tc.want)
+		}
+		good := &source.Record{Members: tc.members[:1]}
+		if _, key, err := tc.m.Map(good, nil); err == nil && key != tc.want {
+			t.Errorf("Map's key for %s = %q, KeyOf %q", tc.members[0].Value, key, tc.want)
 		}
 	}
 }
