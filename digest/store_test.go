@@ -1,0 +1,127 @@
+package digest
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+var dest = Destination{BaseURL: "https://API.example.com:443/public/v1/", MatchKey: "customer_id"}
+
+func mustOpen(t *testing.T, dir string, d Destination) *Store {
+	t.Helper()
+	s, err := Open(dir, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// Entries put are seen at once, survive a close and a reopen, and a later put wins.
+func TestStorePutGetReopen(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir, dest)
+	at := time.Unix(1_800_000_000, 5)
+	a, b := Sum{1}, Sum{2}
+	s.Put("C1", Entry{a, at})
+	if e, ok, err := s.Get("C1"); err != nil || !ok || e.Sum != a {
+		t.Fatalf("Get before a flush: %v %v %v", e, ok, err)
+	}
+	if err := s.Flush(false); err != nil {
+		t.Fatal(err)
+	}
+	s.Put("C1", Entry{b, at.Add(time.Second)})
+	s.Put("C2", Entry{a, at})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = mustOpen(t, dir, dest)
+	defer s.Close()
+	if e, ok, err := s.Get("C1"); err != nil || !ok || e.Sum != b || !e.At.Equal(at.Add(time.Second)) {
+		t.Errorf("C1 after a reopen: %v %v %v", e, ok, err)
+	}
+	if _, ok, err := s.Get("C3"); err != nil || ok {
+		t.Errorf("C3 was never put: %v %v", ok, err)
+	}
+}
+
+// A store answers for its destination only: another base URL, match key or shard opens
+// another store, and a folder that holds another's store is refused.
+func TestStoreDestinations(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir, dest)
+	s.Put("C1", Entry{Sum: Sum{9}})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	same := Destination{BaseURL: "https://api.example.com/public/v1", MatchKey: "customer_id"}
+	if same.Dir(dir) != dest.Dir(dir) {
+		t.Errorf("%q and %q are one destination", same, dest)
+	}
+	for _, other := range []Destination{
+		{BaseURL: "https://staging.example.com/public/v1", MatchKey: "customer_id"},
+		{BaseURL: dest.BaseURL, MatchKey: "email"},
+		{BaseURL: dest.BaseURL, MatchKey: "customer_id", Shard: "1/4"},
+	} {
+		if other.Dir(dir) == dest.Dir(dir) {
+			t.Errorf("%q shares the store of %q", other, dest)
+			continue
+		}
+		o := mustOpen(t, dir, other)
+		if _, ok, _ := o.Get("C1"); ok {
+			t.Errorf("%q answers for %q", other, dest)
+		}
+		o.Close()
+	}
+	// A store moved into another destination's folder is refused.
+	other := Destination{BaseURL: "https://staging.example.com/public/v1", MatchKey: "customer_id"}
+	os.RemoveAll(other.Dir(dir))
+	if err := os.Rename(dest.Dir(dir), other.Dir(dir)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir, other); !errors.Is(err, ErrForeign) {
+		t.Errorf("a foreign store: %v, want ErrForeign", err)
+	}
+}
+
+// A folder that is not a store, or a damaged one, is refused, not read as empty.
+func TestStoreDamaged(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir, dest)
+	s.Close()
+	files, _ := filepath.Glob(filepath.Join(dest.Dir(dir), "MANIFEST-*"))
+	if len(files) == 0 {
+		t.Fatal("no MANIFEST in the store")
+	}
+	for _, f := range files {
+		os.WriteFile(f, []byte("not a manifest"), 0o600)
+	}
+	if _, err := Open(dir, dest); !errors.Is(err, ErrForeign) {
+		t.Errorf("a damaged store: %v, want ErrForeign", err)
+	}
+}
+
+// One process at a time: a second Open is refused while the first holds the store, and
+// Reset leaves a held store alone.
+func TestStoreLockAndReset(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir, dest)
+	s.Put("C1", Entry{Sum: Sum{1}})
+	if _, err := Open(dir, dest); !errors.Is(err, ErrLocked) {
+		t.Errorf("a second Open: %v, want ErrLocked", err)
+	}
+	if err := Reset(dir, dest); !errors.Is(err, ErrLocked) {
+		t.Errorf("Reset of a held store: %v, want ErrLocked", err)
+	}
+	s.Close()
+	if err := Reset(dir, dest); err != nil {
+		t.Fatal(err)
+	}
+	s = mustOpen(t, dir, dest)
+	defer s.Close()
+	if _, ok, _ := s.Get("C1"); ok {
+		t.Error("Reset kept an entry")
+	}
+}
