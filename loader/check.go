@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"cdpload/checkpoint"
+	"cdpload/digest"
 	"cdpload/source"
 )
 
@@ -89,6 +90,18 @@ func Check(ctx context.Context, cfg Config) error {
 	mp, err := mapperFor(ctx, cfg, in)
 	if err != nil {
 		return err
+	}
+	if cfg.Skip != nil && !cfg.Validate && !cfg.Skip.Reset {
+		// The store must be usable too; opening it once takes and gives back its lock.
+		dest := cfg.Skip.Destination
+		dest.MatchKey = mp.MatchKey()
+		s, err := digest.Open(cfg.Skip.StateDir, dest)
+		if err != nil {
+			return digestErr(err)
+		}
+		if err := s.Close(); err != nil {
+			return &StopError{Err: err}
+		}
 	}
 	if in.Format() == source.JSONL && from.Num == 0 {
 		var ahead []source.Record

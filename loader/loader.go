@@ -26,6 +26,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 
+	"cdpload/digest"
 	"cdpload/loader/mapper"
 	"cdpload/sink"
 	"cdpload/source"
@@ -63,6 +64,9 @@ type Config struct {
 
 	// Shard is this process's share of the input; the zero value is all of it.
 	Shard Shard
+	// Skip, when set, sends only the rows that changed since the API last accepted their
+	// profile (--skip-unchanged).
+	Skip *SkipUnchanged
 
 	Sender   Sender // nil only when validating
 	Validate bool   // parse, map and check; send nothing, keep no checkpoint
@@ -125,7 +129,9 @@ type job struct {
 	key  string
 	body *[]byte
 	raw  []byte
-	try  tries // its attempts so far, kept while it waits between them
+	try  tries      // its attempts so far, kept while it waits between them
+	sum  digest.Sum // with Skip: its body's digest, recorded once the API accepts it
+	kind int        // with Skip: bodyNew or bodyChanged
 }
 
 // tries is what a row's attempts so far tell the decision on its next one.
@@ -148,6 +154,10 @@ type outcome struct {
 	spill  *source.Spill // the row's bytes instead of raw, for a row over the size limit
 	reject *Reject
 	other  bool // another shard's row: neither sent nor rejected here
+	// kind is, for a row the API accepted with Skip, bodyNew or bodyChanged; unchanged is
+	// a row not sent because the API has its body already.
+	kind      int
+	unchanged bool
 }
 
 var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
@@ -229,10 +239,12 @@ type run struct {
 	mp    *mapper.Mapper
 	rej   *rejectFiles
 	pace  *pacer
-	holds holds         // the profiles with a rejected row: their later rows are held
-	ckpt  *checkpointer // nil for standard input and validation
-	sum   Summary
-	start time.Time
+	holds holds // the profiles with a rejected row: their later rows are held
+	// digests is the destination's store with Skip; nil without.
+	digests *digest.Store
+	ckpt    *checkpointer // nil for standard input and validation
+	sum     Summary
+	start   time.Time
 
 	ctx       context.Context // the caller's: a signal ends it
 	halt      context.Context // ends intake and unsent rows
@@ -434,6 +446,7 @@ func (r *run) worker(id int, q <-chan job) {
 	work, cancel := context.WithCancel(r.work)
 	defer cancel()
 	var lot parkingLot
+	var dg digest.Digester
 	for {
 		j, ok := r.nextJob(q, &lot)
 		if !ok {
@@ -448,6 +461,19 @@ func (r *run) worker(id int, q <-chan job) {
 			r.post(heldReject(j.pos, j.raw, j.key, first))
 			continue
 		}
+		if r.digests != nil && j.kind == 0 {
+			unchanged, err := r.compare(&dg, j)
+			if err != nil {
+				r.fatal(fmt.Errorf("%s: record %d: %w", r.cfg.Path, j.pos.num, err))
+				bodyPool.Put(j.body)
+				continue
+			}
+			if unchanged {
+				bodyPool.Put(j.body)
+				r.post(outcome{pos: j.pos, unchanged: true})
+				continue
+			}
+		}
 		o, v := r.send(work, id, j)
 		switch v {
 		case parked:
@@ -456,6 +482,9 @@ func (r *run) worker(id int, q <-chan job) {
 		case finished:
 			if o.reject != nil {
 				r.holds.add(j.key, j.pos.num)
+			} else {
+				r.accepted(j)
+				o.kind = j.kind
 			}
 			r.post(o.outcome)
 		}

@@ -94,6 +94,11 @@ func prepare(ctx context.Context, cfg Config) (*run, error) {
 	if err := r.holds.load(r.rej.logPath, logSize); err != nil {
 		return r, &ConfigError{Err: fmt.Errorf("%w: the resume cannot tell which profiles to hold; run with --restart to load the file again from the start", err)}
 	}
+	if cfg.Skip != nil && !cfg.Validate {
+		if err := r.openDigests(); err != nil {
+			return r, err
+		}
+	}
 	r.pace = newPacer(cfg.Rate, cfg.Burst)
 	r.pace.onChange = cfg.Counters.setRateLimit
 	cfg.Counters.setRateLimit(r.pace.limit())
@@ -392,6 +397,11 @@ func (r *run) close() {
 	}
 	if r.in != nil {
 		r.in.Close()
+	}
+	if r.digests != nil {
+		if err := r.digests.Close(); err != nil {
+			r.cfg.Logger.Error("closing the digest store", "err", err)
+		}
 	}
 	r.ckpt.close()
 }

@@ -15,6 +15,7 @@ type Counters struct {
 	Rejected    atomic.Int64 // rows written to the rejects for a fault of their own
 	Held        atomic.Int64 // rows written to the rejects behind an earlier rejected row of their profile
 	OtherShards atomic.Int64 // rows left to the other shards of a split input
+	Unchanged   atomic.Int64 // rows not sent: the API accepted their body last time (--skip-unchanged)
 	Retries     atomic.Int64 // attempts after the first, 429s included
 	RateLimited atomic.Int64 // 429 answers
 	BytesRead   atomic.Int64 // bytes of the input file consumed, read-ahead included

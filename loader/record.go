@@ -105,9 +105,18 @@ func (r *run) apply(o outcome) error {
 	case o.other:
 		r.sum.OtherShards++
 		c.OtherShards.Add(1)
+	case o.unchanged:
+		r.sum.Unchanged++
+		c.Unchanged.Add(1)
 	case o.reject == nil:
 		r.sum.Accepted++
 		c.Accepted.Add(1)
+		switch o.kind {
+		case bodyNew:
+			r.sum.New++
+		case bodyChanged:
+			r.sum.Changed++
+		}
 	default:
 		if err := r.rej.write(o.raw, o.spill, o.reject); err != nil {
 			return err
@@ -164,6 +173,11 @@ func (r *run) save(done, durable bool) error {
 	if err := r.rej.flush(durable || done); err != nil {
 		return err
 	}
+	if r.digests != nil { // digests of accepted bodies only: safe whenever they are written
+		if err := r.digests.Flush(durable || done); err != nil {
+			return err
+		}
+	}
 	if r.ckpt != nil {
 		err := r.ckpt.save(r.mark, r.rej.rowsN, r.rej.logN, r.sum.Accepted, r.sum.Rejected+r.sum.Held, done, durable)
 		if err != nil {
@@ -218,12 +232,12 @@ func (r *run) finish() (*Summary, error) {
 	s := &r.sum
 	s.SuggestedEncoding = r.in.SuggestedEncoding()
 	s.Read = r.cfg.Counters.Read.Load()
-	s.Unfinished = s.Read - s.Accepted - s.Rejected - s.Held - s.OtherShards
+	s.Unfinished = s.Read - s.Accepted - s.Rejected - s.Held - s.OtherShards - s.Unchanged
 	s.Retries = r.cfg.Counters.Retries.Load()
 	s.RateLimited = r.cfg.Counters.RateLimited.Load()
 	s.Seconds = time.Since(r.start).Seconds()
 	if s.Seconds > 0 {
-		s.RowsPerSecond = float64(s.Accepted+s.Rejected+s.Held) / s.Seconds
+		s.RowsPerSecond = float64(s.Accepted+s.Rejected+s.Held+s.Unchanged) / s.Seconds
 	}
 	if r.ckpt != nil {
 		s.TotalAccepted = r.ckpt.state.Accepted

@@ -41,6 +41,12 @@ type Summary struct {
 	// Held counts the rows written to the rejects unsent, behind an earlier rejected row
 	// of the same profile, so that the rejects re-fed in file order cannot roll it back.
 	Held int64 `json:"held"`
+	// Unchanged counts the rows not sent because the API accepted the same body for their
+	// profile before (--skip-unchanged); New and Changed divide the accepted rows by whether
+	// their profile had a digest.
+	Unchanged int64 `json:"unchanged,omitempty"`
+	New       int64 `json:"new,omitempty"`
+	Changed   int64 `json:"changed,omitempty"`
 	// OtherShards counts the rows read that belong to the other shards of a split input.
 	OtherShards int64 `json:"otherShards,omitempty"`
 	Unfinished  int64 `json:"unfinished"` // of those, left for the next run
@@ -87,6 +93,9 @@ func (s *Summary) WriteText(w io.Writer) {
 	if s.Held > 0 {
 		fmt.Fprintf(&b, ", held behind a rejected row of their profile %d", s.Held)
 	}
+	if s.Unchanged+s.New+s.Changed > 0 {
+		fmt.Fprintf(&b, ", unchanged (not sent) %d; of the accepted, new %d, changed %d", s.Unchanged, s.New, s.Changed)
+	}
 	if s.Shard != "" {
 		fmt.Fprintf(&b, ", other shards %d", s.OtherShards)
 	}
@@ -127,7 +136,7 @@ func (s *Summary) Log(logger *slog.Logger) {
 	attrs := []slog.Attr{
 		slog.String("input", s.Input), slog.String("status", s.Status),
 		slog.Int64("skipped", s.Skipped), slog.Int64("read", s.Read), slog.Int64("accepted", s.Accepted),
-		slog.Int64("rejected", s.Rejected), slog.Int64("held", s.Held), slog.Int64("otherShards", s.OtherShards), slog.Int64("unfinished", s.Unfinished),
+		slog.Int64("rejected", s.Rejected), slog.Int64("held", s.Held), slog.Int64("unchanged", s.Unchanged), slog.Int64("otherShards", s.OtherShards), slog.Int64("unfinished", s.Unfinished),
 		slog.Any("rejectsByReason", s.RejectsByReason), slog.Int64("retries", s.Retries),
 		slog.Int64("rateLimited", s.RateLimited), slog.Float64("seconds", s.Seconds),
 		slog.Float64("rowsPerSecond", s.RowsPerSecond),

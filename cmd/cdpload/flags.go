@@ -53,6 +53,9 @@ type options struct {
 	checkpoint         string
 	checkpointInterval time.Duration
 	restart            bool
+	skipUnchanged      bool
+	resendAfter        time.Duration
+	resetDigests       bool
 	rejects            string
 	maxErrors          int64
 	drainTimeout       time.Duration
@@ -104,6 +107,9 @@ func newFlagSet(cmd string, o *options, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.checkpoint, "checkpoint", "", "checkpoint file (default: <state-dir>/<input name>.cdpload.ckpt; one input only), e.g. --checkpoint /state/profiles.ckpt")
 	fs.DurationVar(&o.checkpointInterval, "checkpoint-interval", time.Second, "how often the checkpoint is synced to disk (between syncs it is written every few ms of progress), e.g. --checkpoint-interval 5s")
 	fs.BoolVar(&o.restart, "restart", false, "ignore an existing checkpoint and start from the first row, e.g. --restart after fixing a mapping")
+	fs.BoolVar(&o.skipUnchanged, "skip-unchanged", false, "send only the rows whose body the API has not accepted for their profile before, by a digest store in --state-dir, e.g. --skip-unchanged --state-dir /state")
+	fs.DurationVar(&o.resendAfter, "resend-after", 0, "with --skip-unchanged, send a profile again when the API accepted it longer ago than this, e.g. --resend-after 720h; 0 is never")
+	fs.BoolVar(&o.resetDigests, "reset-digests", false, "with --skip-unchanged, start the digest store afresh: this run sends every row")
 	fs.StringVar(&o.rejects, "rejects", "", "rejects file; its log is PATH.log.jsonl (default: <state-dir>/<stem>.rejects.<ext>; one input only), e.g. --rejects /state/bad.csv")
 	fs.Int64Var(&o.maxErrors, "max-errors", 0, "stop the run (exit 5) when more than this many rows are rejected for a fault of their own (held rows do not count); 0 is no limit, e.g. --max-errors 1000")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 20*time.Second, "on SIGINT/SIGTERM, how long in-flight requests may finish, e.g. --drain-timeout 10s")
@@ -277,6 +283,12 @@ func (o *options) check() error {
 		return bad("--checkpoint-interval must be positive, not %s", o.checkpointInterval)
 	case o.drainTimeout < 0:
 		return bad("--drain-timeout must be 0 (stop in-flight requests at once) or positive, not %s", o.drainTimeout)
+	case (o.resendAfter != 0 || o.resetDigests) && !o.skipUnchanged:
+		return bad("--resend-after and --reset-digests go with --skip-unchanged")
+	case o.skipUnchanged && o.stateDir == "":
+		return bad("--skip-unchanged keeps its digest store in --state-dir: give one that outlives the night's export, e.g. --state-dir /state")
+	case o.resendAfter < 0:
+		return bad("--resend-after must be 0 (never) or positive, not %s", o.resendAfter)
 	case o.maxErrors < 0:
 		return bad("--max-errors must be 0 (no limit) or positive, not %d", o.maxErrors)
 	case o.empty != "omit" && o.empty != "null":

@@ -24,6 +24,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"cdpload/digest"
 	"cdpload/loader"
 	"cdpload/loader/mapper"
 	"cdpload/remote"
@@ -197,6 +198,9 @@ func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer
 		}
 		stopProgress := startProgress(o.progress, stderr, logger, cfg.Path, in.size, cfg.Counters)
 		sum, err := loader.Run(ctx, cfg)
+		if cfg.Skip != nil {
+			cfg.Skip.Reset = false // --reset-digests: once, before the first input
+		}
 		stopProgress()
 		if sum != nil {
 			if run != nil {
@@ -367,6 +371,14 @@ func (o *options) config(validate bool, logger *slog.Logger) (loader.Config, err
 		DrainTimeout:       o.drainTimeout,
 		Logger:             logger,
 		LogValues:          o.logValues,
+	}
+	if o.skipUnchanged && !validate {
+		cfg.Skip = &loader.SkipUnchanged{
+			StateDir:    o.stateDir,
+			Destination: digest.Destination{BaseURL: o.baseURL, Shard: o.split.String()},
+			ResendAfter: o.resendAfter,
+			Reset:       o.resetDigests,
+		}
 	}
 	if o.mapping != "" {
 		data, err := os.ReadFile(o.mapping)

@@ -206,7 +206,7 @@ type fileCounters struct {
 func newFilesCollector() *filesCollector {
 	return &filesCollector{
 		rows: prometheus.NewDesc("cdpload_rows_total",
-			"Rows finished by this run, by outcome: accepted by the API (validating: valid), rejected, held (in the rejects behind an earlier rejected row of their profile), or other_shard (left to another process of a split input).", []string{"outcome"}, nil),
+			"Rows finished by this run, by outcome: accepted by the API (validating: valid), rejected, held (in the rejects behind an earlier rejected row of their profile), unchanged (not sent: --skip-unchanged found the body accepted before), or other_shard (left to another process of a split input).", []string{"outcome"}, nil),
 		read: prometheus.NewDesc("cdpload_rows_read_total",
 			"Records read from the inputs by this run.", nil, nil),
 		retries: prometheus.NewDesc("cdpload_retries_total",
@@ -237,12 +237,13 @@ func (fc *filesCollector) Collect(ch chan<- prometheus.Metric) {
 	fc.mu.Lock()
 	files := fc.files
 	fc.mu.Unlock()
-	var accepted, rejected, held, other, read, retries, limited int64
+	var accepted, rejected, held, unchanged, other, read, retries, limited int64
 	last := map[string]int{} // a file given twice reports its last run's watermark
 	for i, f := range files {
 		accepted += f.c.Accepted.Load()
 		rejected += f.c.Rejected.Load()
 		held += f.c.Held.Load()
+		unchanged += f.c.Unchanged.Load()
 		other += f.c.OtherShards.Load()
 		read += f.c.Read.Load()
 		retries += f.c.Retries.Load()
@@ -255,6 +256,7 @@ func (fc *filesCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(fc.rows, accepted, "accepted")
 	counter(fc.rows, rejected, "rejected")
 	counter(fc.rows, held, "held")
+	counter(fc.rows, unchanged, "unchanged")
 	counter(fc.rows, other, "other_shard")
 	counter(fc.read, read)
 	counter(fc.retries, retries)

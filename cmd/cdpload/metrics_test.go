@@ -22,12 +22,13 @@ import (
 func TestFilesCollector(t *testing.T) {
 	fc := newFilesCollector()
 	if err := testutil.CollectAndCompare(fc, strings.NewReader(`
-# HELP cdpload_rows_total Rows finished by this run, by outcome: accepted by the API (validating: valid), rejected, held (in the rejects behind an earlier rejected row of their profile), or other_shard (left to another process of a split input).
+# HELP cdpload_rows_total Rows finished by this run, by outcome: accepted by the API (validating: valid), rejected, held (in the rejects behind an earlier rejected row of their profile), unchanged (not sent: --skip-unchanged found the body accepted before), or other_shard (left to another process of a split input).
 # TYPE cdpload_rows_total counter
 cdpload_rows_total{outcome="accepted"} 0
 cdpload_rows_total{outcome="held"} 0
 cdpload_rows_total{outcome="other_shard"} 0
 cdpload_rows_total{outcome="rejected"} 0
+cdpload_rows_total{outcome="unchanged"} 0
 `), "cdpload_rows_total", "cdpload_rate_limit_requests_per_second", "cdpload_checkpoint_watermark"); err != nil {
 		t.Errorf("before any file: %v", err)
 	}
@@ -37,6 +38,7 @@ cdpload_rows_total{outcome="rejected"} 0
 	a.Accepted.Store(90)
 	a.Rejected.Store(10)
 	a.Held.Store(2)
+	a.Unchanged.Store(3)
 	a.Retries.Store(7)
 	a.RateLimited.Store(3)
 	a.Watermark.Store(100)
@@ -68,12 +70,13 @@ cdpload_retries_total 9
 # HELP cdpload_rows_read_total Records read from the inputs by this run.
 # TYPE cdpload_rows_read_total counter
 cdpload_rows_read_total 120
-# HELP cdpload_rows_total Rows finished by this run, by outcome: accepted by the API (validating: valid), rejected, held (in the rejects behind an earlier rejected row of their profile), or other_shard (left to another process of a split input).
+# HELP cdpload_rows_total Rows finished by this run, by outcome: accepted by the API (validating: valid), rejected, held (in the rejects behind an earlier rejected row of their profile), unchanged (not sent: --skip-unchanged found the body accepted before), or other_shard (left to another process of a split input).
 # TYPE cdpload_rows_total counter
 cdpload_rows_total{outcome="accepted"} 105
 cdpload_rows_total{outcome="held"} 2
 cdpload_rows_total{outcome="other_shard"} 4
 cdpload_rows_total{outcome="rejected"} 11
+cdpload_rows_total{outcome="unchanged"} 3
 `
 	if err := testutil.CollectAndCompare(fc, strings.NewReader(want)); err != nil {
 		t.Error(err)

@@ -104,7 +104,7 @@ func showBar(w io.Writer, size int64, c *loader.Counters, done <-chan struct{}) 
 
 func describe(c *loader.Counters, elapsed time.Duration) string {
 	rejected := c.Rejected.Load() + c.Held.Load()
-	done := c.Accepted.Load() + rejected
+	done := c.Accepted.Load() + c.Unchanged.Load() + rejected
 	return fmt.Sprintf("%d rows, %.0f rows/s, %d rejected", done, float64(done)/max(elapsed.Seconds(), 0.001), rejected)
 }
 
@@ -120,11 +120,11 @@ func logProgress(logger *slog.Logger, interval time.Duration, file string, size 
 		case <-done:
 			return
 		case now := <-tick.C:
-			rows := c.Accepted.Load() + c.Rejected.Load() + c.Held.Load()
+			rows := c.Accepted.Load() + c.Rejected.Load() + c.Held.Load() + c.Unchanged.Load()
 			rate := float64(rows-last) / now.Sub(lastAt).Seconds()
 			last, lastAt = rows, now
 			attrs := []any{"file", file, "rows", rows, "rowsPerSecond", int64(rate),
-				"accepted", c.Accepted.Load(), "rejected", c.Rejected.Load(), "held", c.Held.Load(),
+				"accepted", c.Accepted.Load(), "rejected", c.Rejected.Load(), "held", c.Held.Load(), "unchanged", c.Unchanged.Load(),
 				"retries", c.Retries.Load(), "rateLimited", c.RateLimited.Load()}
 			if other := c.OtherShards.Load(); other > 0 {
 				attrs = append(attrs, "otherShards", other)

@@ -24,6 +24,7 @@ type runSummary struct {
 	Accepted    int64 `json:"accepted"`
 	Rejected    int64 `json:"rejected"`
 	Held        int64 `json:"held"`
+	Unchanged   int64 `json:"unchanged,omitempty"`
 	OtherShards int64 `json:"otherShards,omitempty"`
 	Unfinished  int64 `json:"unfinished"`
 	Retries     int64 `json:"retries"`
@@ -46,6 +47,7 @@ func (r *runSummary) add(s *loader.Summary) {
 	r.Accepted += s.Accepted
 	r.Rejected += s.Rejected
 	r.Held += s.Held
+	r.Unchanged += s.Unchanged
 	r.OtherShards += s.OtherShards
 	r.Unfinished += s.Unfinished
 	r.Retries += s.Retries
@@ -76,6 +78,9 @@ func (r *runSummary) writeText(w io.Writer, verb string) {
 	fmt.Fprintf(w, "cdpload %s: %d inputs: %s\n  rows read %d, accepted %d, rejected %d", verb, r.Inputs, r.Status, r.Read, r.Accepted, r.Rejected)
 	if r.Held > 0 {
 		fmt.Fprintf(w, ", held %d", r.Held)
+	}
+	if r.Unchanged > 0 {
+		fmt.Fprintf(w, ", unchanged (not sent) %d", r.Unchanged)
 	}
 	if r.OtherShards > 0 {
 		fmt.Fprintf(w, ", other shards %d", r.OtherShards)
