@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Three nights with --skip-unchanged: the first sends every row; the second (shuffled,
@@ -76,5 +77,114 @@ func TestSkipUnchangedThreeNights(t *testing.T) {
 		"--skip-unchanged", "--state-dir", state, write("night4.csv", night2))
 	if res.code != exitOK || upserts.Load()-before != int64(len(night2)) {
 		t.Errorf("another base URL: exit %d, %d upserts; want every row (%d)\n%s", res.code, upserts.Load()-before, len(night2), res.stderr)
+	}
+}
+
+// A night killed (SIGKILL) again and again, then resumed by the same command, ends exactly
+// as the file says: no changed row is ever skipped, and what is sent again after each kill
+// is bounded by the read-ahead. A second process on the same store is refused (exit 1).
+func TestSkipUnchangedKilled(t *testing.T) {
+	const profiles, changed = 1500, 600
+	dir, state := t.TempDir(), t.TempDir()
+	emu, url, upserts := countingEmulator(t)
+	want := map[string]map[string]any{}
+	file := func(name string, orders func(p int) int) string {
+		var b strings.Builder
+		b.WriteString("customer_id,first_name,orders_count\n")
+		for p := range profiles {
+			id := fmt.Sprintf("P%04d", p)
+			fmt.Fprintf(&b, "%s,n%d,%d\n", id, p, orders(p))
+			want[id] = map[string]any{"customer_id": id, "first_name": fmt.Sprintf("n%d", p), "orders_count": float64(orders(p))}
+		}
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	args := func(path string) []string {
+		return []string{"load", "--base-url", url, "--progress", "none", "--rate", "400", "--workers", "4",
+			"--skip-unchanged", "--state-dir", state, path}
+	}
+	if res := cdpload(t, nil, args(file("night1.csv", func(p int) int { return p }))...); res.code != exitOK {
+		t.Fatalf("night 1: exit %d\n%s", res.code, res.stderr)
+	}
+	// Night 2 changes profiles spread over the whole file.
+	night2 := file("night2.csv", func(p int) int {
+		if p%(profiles/changed) == 0 || p%5 == 1 {
+			return 10000 + p
+		}
+		return p
+	})
+	toSend := 0
+	for p := range profiles {
+		if p%(profiles/changed) == 0 || p%5 == 1 {
+			toSend++
+		}
+	}
+	before := upserts.Load()
+	kills := 0
+	for _, at := range []int64{40, 150, 300} {
+		cmd := command(nil, args(night2)...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 30*time.Second, "upserts before the kill", func() bool { return upserts.Load()-before >= at })
+		if at == 150 { // while it runs, a second process on the same store is refused
+			other := filepath.Join(dir, "other.csv") // its own checkpoint, the same store
+			data, _ := os.ReadFile(night2)
+			os.WriteFile(other, data, 0o644)
+			res := cdpload(t, nil, args(other)...)
+			if res.code != exitStopped || !strings.Contains(res.stderr, "digest store is in use") {
+				t.Errorf("a second process: exit %d, want 1 saying the store is in use\n%s", res.code, res.stderr)
+			}
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+		kills++
+	}
+	if res := cdpload(t, nil, args(night2)...); res.code != exitOK {
+		t.Fatalf("the resume: exit %d\n%s", res.code, res.stderr)
+	}
+	checkState(t, inProcess{emu}, want)
+	// Each kill re-sends at most the read-ahead (4 workers × 64 rows).
+	if sent := upserts.Load() - before; sent < int64(toSend) || sent > int64(toSend+kills*4*64) {
+		t.Errorf("night 2 sent %d upserts for %d changed rows and %d kills", sent, toSend, kills)
+	}
+	if st := emu.Stats(); st.ConcurrentSameProfile != 0 {
+		t.Errorf("%d upserts overlapped another of the same profile", st.ConcurrentSameProfile)
+	}
+}
+
+// A digest store that cannot be read stops the run before a row is sent (exit 2), naming
+// --reset-digests; that run sends every row, and the next nothing.
+func TestSkipUnchangedDamagedStore(t *testing.T) {
+	dir, state := t.TempDir(), t.TempDir()
+	_, url, upserts := countingEmulator(t)
+	path := filepath.Join(dir, "p.csv")
+	os.WriteFile(path, []byte("customer_id,orders_count\nA,1\nB,2\n"), 0o644)
+	run := func(extra ...string) result {
+		return cdpload(t, nil, append([]string{"load", "--base-url", url, "--progress", "none", "--rate", "0",
+			"--skip-unchanged", "--state-dir", state, "--restart"}, append(extra, path)...)...)
+	}
+	if res := run(); res.code != exitOK {
+		t.Fatalf("first run: exit %d\n%s", res.code, res.stderr)
+	}
+	manifests, _ := filepath.Glob(filepath.Join(state, "cdpload-digests-*", "MANIFEST-*"))
+	if len(manifests) == 0 {
+		t.Fatal("no digest store in the state folder")
+	}
+	for _, m := range manifests {
+		os.WriteFile(m, []byte("damaged"), 0o600)
+	}
+	before := upserts.Load()
+	if res := run(); res.code != exitUsage || !strings.Contains(res.stderr, "--reset-digests") || upserts.Load() != before {
+		t.Fatalf("a damaged store: exit %d, %d upserts; want 2 naming --reset-digests and none\n%s", res.code, upserts.Load()-before, res.stderr)
+	}
+	if res := run("--reset-digests"); res.code != exitOK || upserts.Load()-before != 2 {
+		t.Fatalf("--reset-digests: exit %d, %d upserts; want every row\n%s", res.code, upserts.Load()-before, res.stderr)
+	}
+	if res := run(); res.code != exitOK || upserts.Load()-before != 2 {
+		t.Errorf("after the reset: exit %d, %d more upserts; want none", res.code, upserts.Load()-before-2)
 	}
 }
