@@ -188,3 +188,48 @@ func TestSkipUnchangedDamagedStore(t *testing.T) {
 		t.Errorf("after the reset: exit %d, %d more upserts; want none", res.code, upserts.Load()-before-2)
 	}
 }
+
+// diff sees what a load with --skip-unchanged would send, sends nothing and changes
+// nothing: its --out holds exactly the rows the next load sends, byte for byte.
+func TestDiff(t *testing.T) {
+	dir, state := t.TempDir(), t.TempDir()
+	_, url, upserts := countingEmulator(t)
+	header := "customer_id,first_name,orders_count\n"
+	night1 := filepath.Join(dir, "night1.csv")
+	os.WriteFile(night1, []byte(header+"A,a,1\nB,b,1\nC,c,1\n"), 0o644)
+	load := func(path string) {
+		t.Helper()
+		res := cdpload(t, nil, "load", "--base-url", url, "--progress", "none", "--rate", "0", "--skip-unchanged", "--state-dir", state, path)
+		if res.code != exitOK && res.code != exitRejected {
+			t.Fatalf("load %s: exit %d\n%s", path, res.code, res.stderr)
+		}
+	}
+	load(night1)
+	night2 := filepath.Join(dir, "night2.csv")
+	// C changed; D new; B unchanged; A changed, then back to night 1's body, which is a
+	// change again after its first row; E invalid, and its later row held behind it.
+	rows := "C,c,2\nB,b,1\nD,d,1\nA,a,5\nA,a,1\nE,e,x\nE,e,3\n"
+	os.WriteFile(night2, []byte(header+rows), 0o644)
+	out := filepath.Join(dir, "tonight.csv")
+	before := upserts.Load()
+	res := cdpload(t, nil, "diff", "--base-url", url, "--state-dir", state, "--out", out, night2)
+	if res.code != exitOK {
+		t.Fatalf("diff: exit %d\n%s", res.code, res.stderr)
+	}
+	if !strings.Contains(res.stdout, "read 7, new 1, changed 3, unchanged 1, invalid 1, held 1") {
+		t.Errorf("diff said:\n%s", res.stdout)
+	}
+	if got := readFile(t, out); got != header+"C,c,2\nD,d,1\nA,a,5\nA,a,1\n" {
+		t.Errorf("--out:\n%s", got)
+	}
+	if st, _ := os.Stat(out); st == nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("--out mode %v, want 0600", st)
+	}
+	if n := upserts.Load() - before; n != 0 {
+		t.Errorf("diff sent %d upserts", n)
+	}
+	load(night2)
+	if n := upserts.Load() - before; n != 4 {
+		t.Errorf("the load after diff sent %d rows, diff said 4", n)
+	}
+}

@@ -54,6 +54,7 @@ type options struct {
 	checkpointInterval time.Duration
 	restart            bool
 	skipUnchanged      bool
+	diffOut            string // diff --out
 	resendAfter        time.Duration
 	resetDigests       bool
 	rejects            string
@@ -121,9 +122,14 @@ func newFlagSet(cmd string, o *options, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics while the run lasts (port 0 picks a free port; the log says which), e.g. --metrics-addr :9090")
 	fs.StringVar(&o.pushgateway, "pushgateway", "", "at the end of the run, push the metrics to this Prometheus Pushgateway (job cdpload), e.g. --pushgateway http://pushgateway:9091")
 	fs.StringVar(&o.pushgatewayInstance, "pushgateway-instance", "", "the instance label grouping the pushed metrics (default: the first input file's name), e.g. --pushgateway-instance nightly-crm")
+	if cmd == "diff" {
+		fs.StringVar(&o.diffOut, "out", "", "write the rows that would be sent, byte for byte under the input's header, to this file (one input only), e.g. --out tonight.csv")
+	}
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: cdpload %s [flags] FILE...\n\n", cmd)
-		if cmd == "validate" {
+		if cmd == "diff" {
+			fmt.Fprint(out, "Reads, maps and compares each row with the digest store in --state-dir as load\n--skip-unchanged would, and sends nothing: prints how many rows are new, changed,\nunchanged and invalid; --out writes the rows that would be sent.\n\n")
+		} else if cmd == "validate" {
 			fmt.Fprint(out, "Parses, maps and checks every row against the schema; sends nothing; writes the rejects it\nwould write (as <stem>.validate.rejects.<ext>). The schema comes from --schema FILE; without\nit, validate fetches it from the API, which needs a token (CDP_TOKEN or --token-file) and\nthe network.\n\n")
 		} else {
 			fmt.Fprint(out, "Loads each FILE (csv, tsv, jsonl, ndjson, each optionally .gz or .zst; - is standard input;\nan http(s)://, s3://, gs://, azblob:// or file:// URL is read with range requests; a folder,\nor an s3://, gs://, azblob:// or file:// URL ending in /, is its files in name order)\ninto the CDP, one upsert per row. The token comes from CDP_TOKEN or --token-file, never from a flag.\n\n")
@@ -167,6 +173,7 @@ func parseFlags(cmd string, args []string, out io.Writer, getenv func(string) st
 	}
 	o := &options{}
 	fs := newFlagSet(cmd, o, out)
+	o.skipUnchanged = cmd == "diff" // diff compares as --skip-unchanged does
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {

@@ -113,6 +113,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, sigs <-chan o
 	switch cmd {
 	case "load", "validate":
 		err = runLoad(cmd, rest, stdin, stdout, stderr, sigs)
+	case "diff":
+		err = runDiff(rest, stdout, stderr)
 	case "merge-rejects":
 		err = runMergeRejects(rest, stderr)
 	case "version", "--version", "-version":
@@ -146,6 +148,9 @@ Usage:
                                      each with its own checkpoint and rejects
   cdpload validate [flags] FILE...   parse, map and check against the schema; send nothing;
                                      write the rejects it would write
+  cdpload diff [flags] --state-dir DIR [--out FILE] FILE...
+                                     compare each row with the digest store of
+                                     load --skip-unchanged; send nothing
   cdpload merge-rejects --out FILE REJECTS...
                                      join the rejects of a split input's shards
                                      (--shard I/N) into one file in record order
