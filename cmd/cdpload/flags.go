@@ -110,7 +110,7 @@ func newFlagSet(cmd string, o *options, out io.Writer) *flag.FlagSet {
 	fs.BoolVar(&o.restart, "restart", false, "ignore an existing checkpoint and start from the first row, e.g. --restart after fixing a mapping")
 	fs.BoolVar(&o.skipUnchanged, "skip-unchanged", false, "send only the rows whose body the API has not accepted for their profile before, by a digest store in --state-dir, e.g. --skip-unchanged --state-dir /state")
 	fs.DurationVar(&o.resendAfter, "resend-after", 0, "with --skip-unchanged, send a profile again when the API accepted it longer ago than this, e.g. --resend-after 720h; 0 is never")
-	fs.BoolVar(&o.resetDigests, "reset-digests", false, "with --skip-unchanged, start the digest store afresh: this run sends every row")
+	fs.BoolVar(&o.resetDigests, "reset-digests", false, "with --skip-unchanged, start the digest store afresh: this run sends every row, e.g. --reset-digests after the API's data was restored from a backup")
 	fs.StringVar(&o.rejects, "rejects", "", "rejects file; its log is PATH.log.jsonl (default: <state-dir>/<stem>.rejects.<ext>; one input only), e.g. --rejects /state/bad.csv")
 	fs.Int64Var(&o.maxErrors, "max-errors", 0, "stop the run (exit 5) when more than this many rows are rejected for a fault of their own (held rows do not count); 0 is no limit, e.g. --max-errors 1000")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 20*time.Second, "on SIGINT/SIGTERM, how long in-flight requests may finish, e.g. --drain-timeout 10s")
