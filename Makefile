@@ -28,7 +28,7 @@ check: ## gofmt and go vet
 	$(GO) vet -race ./... # -race: the tests below reuse its compile of every package
 
 test: check ## gofmt, go vet and every test under the race detector
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 15m ./...
 
 soak: check ## the full crash, outage and fault suites (200,000-row kills, a 60 s storm)
 	CDPLOAD_SOAK=1 $(GO) test -race -count=1 -timeout 60m ./cmd/cdpload/
