@@ -1,0 +1,13 @@
+package main
+
+import (
+	"io/fs"
+	"syscall"
+)
+
+func allocated(fi fs.FileInfo) int64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Blocks * 512
+	}
+	return fi.Size()
+}
