@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -53,6 +54,9 @@ func runLoad(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 			return &loggedError{err: err}
 		}
 		return err
+	}
+	if o.skipUnchanged && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimitWithDigests)
 	}
 	o.progress = progressMode(o.progress, stderr)
 	logw := stderr

@@ -41,6 +41,10 @@ const gcPercent = 400
 // near the limit the collector runs sooner instead.
 const memoryLimit = 40 << 20
 
+// memoryLimitWithDigests is memoryLimit for a load with --skip-unchanged, whose digest
+// store keeps its cache and memtables (about 20 MiB) on the same heap.
+const memoryLimitWithDigests = 72 << 20
+
 func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
