@@ -83,9 +83,10 @@ type Store struct {
 	pending map[string]Entry // put since the last Flush
 }
 
-// Options that keep the store small in memory: cdpload runs in containers of 128 MiB.
+// Options that keep the store small in memory (cdpload runs in containers of 128 MiB)
+// while a lookup per row mostly finds its block cached.
 const (
-	cacheSize    = 8 << 20
+	cacheSize    = 16 << 20
 	memTableSize = 4 << 20
 )
 
@@ -107,10 +108,15 @@ func Open(stateDir string, dest Destination) (*Store, error) {
 	c := pebble.NewCache(cacheSize)
 	defer c.Unref() // the store holds its own reference
 	opts := &pebble.Options{
-		Cache:        c,
-		MemTableSize: memTableSize,
-		Logger:       quiet{},
+		Cache:                       c,
+		MemTableSize:                memTableSize,
+		MemTableStopWritesThreshold: 2,
+		FormatMajorVersion:          pebble.FormatNewest,
+		Logger:                      quiet{},
 	}
+	// Snappy on every level: a lookup per row decodes a block, and Snappy decodes fastest
+	// (70 k lookups/s against 58 k for the default's zstd on the last level, bench/stores).
+	opts.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionFastest })
 	// A lookup per row, in the input's order: a Bloom filter per table spares reading the
 	// tables that do not hold the key.
 	for i := range opts.Levels {
