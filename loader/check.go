@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"cdpload/checkpoint"
-	"cdpload/digest"
 	"cdpload/source"
 )
 
@@ -93,11 +92,9 @@ func Check(ctx context.Context, cfg Config) error {
 	}
 	if cfg.Skip != nil && !cfg.Validate && !cfg.Skip.Reset {
 		// The store must be usable too; opening it once takes and gives back its lock.
-		dest := cfg.Skip.Destination
-		dest.MatchKey = mp.MatchKey()
-		s, err := digest.Open(cfg.Skip.StateDir, dest)
+		s, err := openDigests(cfg.Skip, mp, false)
 		if err != nil {
-			return digestErr(err)
+			return err
 		}
 		if err := s.Close(); err != nil {
 			return &StopError{Err: err}

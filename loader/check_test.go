@@ -164,3 +164,19 @@ func TestMaxErrorsStopsAtTheReject(t *testing.T) {
 		t.Errorf("checkpoint %+v, %v; want the watermark at row %d", ck, err, bad[5])
 	}
 }
+
+// Rows held behind a rejected row of their profile are not the rows' own faults: they do
+// not count against --max-errors.
+func TestHeldRowsDoNotCountAgainstMaxErrors(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("customer_id,orders_count\nA,1\nA,ten\n")
+	for i := range 50 {
+		fmt.Fprintf(&b, "A,%d\n", i) // held behind row 2
+	}
+	cfg := csvConfig(t, b.String(), &fakeSender{upsert: accepted})
+	cfg.MaxErrors = 1
+	sum, err := Run(context.Background(), cfg)
+	if err != nil || sum.Rejected != 1 || sum.Held != 50 || sum.Status != StatusFinished {
+		t.Errorf("run: %v; rejected %d, held %d, %s; want a finish with 1 rejected and 50 held", err, sum.Rejected, sum.Held, sum.Status)
+	}
+}

@@ -57,11 +57,9 @@ func Diff(ctx context.Context, cfg Config, out string) (*DiffSummary, error) {
 			return sum, err
 		}
 	}
-	dest := cfg.Skip.Destination
-	dest.MatchKey = mp.MatchKey()
-	store, err := digest.Open(cfg.Skip.StateDir, dest)
+	store, err := openDigests(cfg.Skip, mp, false)
 	if err != nil {
-		return sum, digestErr(err)
+		return sum, err
 	}
 	defer store.Close() // nothing is put: nothing is written
 	w, finish, err := diffOut(out, in)
@@ -106,29 +104,23 @@ func Diff(ctx context.Context, cfg Config, out string) (*DiffSummary, error) {
 			r.holds.add(key, rec.Num)
 			continue
 		}
-		switch {
-		case !cfg.Shard.owns(key, rec.Num):
+		if !cfg.Shard.owns(key, rec.Num) {
 			sum.OtherShards++
 			continue
-		case func() bool { _, held := r.holds.behind(key, rec.Num); return held }():
+		}
+		if _, held := r.holds.behind(key, rec.Num); held {
 			sum.Held++
 			continue
 		}
 		j := &job{key: key, body: &buf}
-		if s, ok := sent[key]; ok {
-			// An earlier row of this input would have been sent and accepted.
-			d, err := dg.Of(body)
-			if err != nil {
-				return sum, err
-			}
-			j.sum, j.kind = d, bodyChanged
-			if d == s {
-				sum.Unchanged++
-				continue
-			}
-		} else if unchanged, err := r.compare(&dg, j); err != nil {
+		unchanged, err := r.compare(&dg, j)
+		if err != nil {
 			return sum, &StopError{Err: fmt.Errorf("%s: record %d: %w", cfg.Path, rec.Num, err)}
-		} else if unchanged {
+		}
+		if s, ok := sent[key]; ok { // an earlier row of this input would have been accepted
+			unchanged, j.kind = j.sum == s, bodyChanged
+		}
+		if unchanged {
 			sum.Unchanged++
 			continue
 		}

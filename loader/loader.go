@@ -154,10 +154,9 @@ type outcome struct {
 	spill  *source.Spill // the row's bytes instead of raw, for a row over the size limit
 	reject *Reject
 	other  bool // another shard's row: neither sent nor rejected here
-	// kind is, for a row the API accepted with Skip, bodyNew or bodyChanged; unchanged is
-	// a row not sent because the API has its body already.
-	kind      int
-	unchanged bool
+	// kind is, with Skip, bodyNew or bodyChanged for a row the API accepted, bodyUnchanged
+	// for a row not sent because the API has its body already.
+	kind int
 }
 
 var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
@@ -470,7 +469,7 @@ func (r *run) worker(id int, q <-chan job) {
 			}
 			if unchanged {
 				bodyPool.Put(j.body)
-				r.post(outcome{pos: j.pos, unchanged: true})
+				r.post(outcome{pos: j.pos, kind: bodyUnchanged})
 				continue
 			}
 		}

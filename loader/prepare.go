@@ -95,7 +95,7 @@ func prepare(ctx context.Context, cfg Config) (*run, error) {
 		return r, &ConfigError{Err: fmt.Errorf("%w: the resume cannot tell which profiles to hold; run with --restart to load the file again from the start", err)}
 	}
 	if cfg.Skip != nil && !cfg.Validate {
-		if err := r.openDigests(); err != nil {
+		if r.digests, err = openDigests(cfg.Skip, r.mp, cfg.Skip.Reset); err != nil {
 			return r, err
 		}
 	}

@@ -105,7 +105,7 @@ func (r *run) apply(o outcome) error {
 	case o.other:
 		r.sum.OtherShards++
 		c.OtherShards.Add(1)
-	case o.unchanged:
+	case o.kind == bodyUnchanged:
 		r.sum.Unchanged++
 		c.Unchanged.Add(1)
 	case o.reject == nil:

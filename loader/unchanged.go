@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"cdpload/digest"
+	"cdpload/loader/mapper"
 )
 
 // SkipUnchanged makes a load send only the rows whose request body is not the one the API
@@ -24,28 +25,28 @@ type SkipUnchanged struct {
 	Now func() time.Time
 }
 
-// How a sent row compares with the digest store.
+// How a row compares with the digest store.
 const (
-	bodyNew     = 1 // the store had no digest of the profile (or a stale one)
-	bodyChanged = 2 // the store had another digest
+	bodyNew       = 1 // sent: the store had no digest of the profile (or a stale one)
+	bodyChanged   = 2 // sent: the store had another digest
+	bodyUnchanged = 3 // not sent: the store had its digest
 )
 
-// openDigests opens the store of the run's destination, now that the match key is known.
-func (r *run) openDigests() error {
-	sk := r.cfg.Skip
+// openDigests opens the store of the destination of sk, whose match key mp knows; with
+// reset it starts the store afresh first (--reset-digests). Load, Check and Diff share it.
+func openDigests(sk *SkipUnchanged, mp *mapper.Mapper, reset bool) (*digest.Store, error) {
 	dest := sk.Destination
-	dest.MatchKey = r.mp.MatchKey()
-	if sk.Reset {
+	dest.MatchKey = mp.MatchKey()
+	if reset {
 		if err := digest.Reset(sk.StateDir, dest); err != nil {
-			return digestErr(err)
+			return nil, digestErr(err)
 		}
 	}
 	s, err := digest.Open(sk.StateDir, dest)
 	if err != nil {
-		return digestErr(err)
+		return nil, digestErr(err)
 	}
-	r.digests = s
-	return nil
+	return s, nil
 }
 
 // digestErr classifies a store that cannot be used: another process's is a stop (exit 1,

@@ -32,18 +32,24 @@ type rowFaults struct {
 
 var ordersCount = regexp.MustCompile(`"orders_count":(\d+)`)
 
+// rowOf reads the upsert body of r (leaving it to be read again) and the record number
+// these tests keep in its orders_count, 0 if it has none.
+func rowOf(r *http.Request) (body []byte, row int64) {
+	body, _ = io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if m := ordersCount.FindSubmatch(body); m != nil {
+		row, _ = strconv.ParseInt(string(m[1]), 10, 64)
+	}
+	return body, row
+}
+
 func (f *rowFaults) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !f.on.Load() || !strings.HasSuffix(r.URL.Path, "/profiles/upsert") {
 			h.ServeHTTP(w, r)
 			return
 		}
-		body, _ := io.ReadAll(r.Body)
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		var row int64
-		if m := ordersCount.FindSubmatch(body); m != nil {
-			row, _ = strconv.ParseInt(string(m[1]), 10, 64)
-		}
+		_, row := rowOf(r)
 		w.Header().Set("Content-Type", "application/json")
 		switch {
 		case f.reject[row]:
@@ -255,12 +261,7 @@ type stallingGateway struct {
 
 func (g *stallingGateway) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		var row int64
-		if m := ordersCount.FindSubmatch(body); m != nil {
-			row, _ = strconv.ParseInt(string(m[1]), 10, 64)
-		}
+		body, row := rowOf(r)
 		g.mu.Lock()
 		first := g.rows[row] && !g.seen[row]
 		g.seen[row] = true

@@ -58,6 +58,10 @@ func TestParseFlagsErrors(t *testing.T) {
 		{[]string{"--rejects", "r.csv", "gs://b/day/"}, nil, "--rejects names one file's rejects; with several inputs or a prefix"},
 		{[]string{"--format", "csv", "-", "a.csv", "-"}, nil, "- (standard input) is given more than once"},
 		{[]string{"--format", "csv", "a.csv", "-"}, nil, "- (standard input) must be the first input"},
+		{[]string{"--skip-unchanged", "a.csv"}, nil, "--skip-unchanged keeps its digest store in --state-dir"},
+		{[]string{"--resend-after", "720h", "--state-dir", "s", "a.csv"}, nil, "--resend-after and --reset-digests go with --skip-unchanged"},
+		{[]string{"--reset-digests", "a.csv"}, nil, "--resend-after and --reset-digests go with --skip-unchanged"},
+		{[]string{"--skip-unchanged", "--state-dir", "s", "--resend-after", "-1h", "a.csv"}, nil, "--resend-after must be 0 (never) or positive"},
 		{[]string{"--pushgateway", "pgw:9091", "a.csv"}, nil, "--pushgateway"},
 		{[]string{"a.csv"}, map[string]string{"CDPLOAD_PUSHGATEWAY": "http://u:s3cret@pgw:9091/?x=1"}, "--pushgateway http://u:xxxxx@pgw:9091/?x=1 must not"},
 	} {
