@@ -10,7 +10,11 @@ import (
 // is over, and holds at most maxParked profiles.
 func TestParkingLot(t *testing.T) {
 	t0 := time.Unix(1_800_000_000, 0)
-	row := func(key string, num int64) *job { return &job{key: key, pos: rowPos{num: num}} }
+	// Each row has a body from the pool, as the reader's do: drop gives them back, and a
+	// nil one given back would reach the reader of another test in this process.
+	row := func(key string, num int64) *job {
+		return &job{key: key, pos: rowPos{num: num}, body: bodyPool.Get().(*[]byte)}
+	}
 	var lot parkingLot
 	lot.park(row("A", 1), t0.Add(2*time.Second))
 	lot.park(row("B", 2), t0.Add(time.Second))
