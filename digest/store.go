@@ -95,17 +95,34 @@ const (
 // store another process holds, ErrLocked.
 func Open(stateDir string, dest Destination) (*Store, error) {
 	dir := dest.Dir(stateDir)
+	db, lock, err := openPebble(dir, "digest store", cacheSize, true)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{dir: dir, db: db, lock: lock, pending: map[string]Entry{}}
+	if err := s.claim(dest); err != nil {
+		s.db.Close()
+		lock.Release()
+		return nil, err
+	}
+	return s, nil
+}
+
+// openPebble creates dir if need be, takes its lock and opens the Pebble store in it,
+// with a block cache of cache bytes and, for lookups, Bloom filters. what names the store
+// in errors.
+func openPebble(dir, what string, cache int64, filters bool) (*pebble.DB, *checkpoint.Lock, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("digest store %s: %w", dir, err)
+		return nil, nil, fmt.Errorf("%s %s: %w", what, dir, err)
 	}
 	lock, err := checkpoint.Acquire(dir)
 	if errors.Is(err, checkpoint.ErrLocked) {
-		return nil, fmt.Errorf("%w: %s", ErrLocked, dir)
+		return nil, nil, fmt.Errorf("%w: %s", ErrLocked, dir)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("digest store %s: %w", dir, err)
+		return nil, nil, fmt.Errorf("%s %s: %w", what, dir, err)
 	}
-	c := pebble.NewCache(cacheSize)
+	c := pebble.NewCache(cache)
 	defer c.Unref() // the store holds its own reference
 	opts := &pebble.Options{
 		Cache:                       c,
@@ -120,20 +137,16 @@ func Open(stateDir string, dest Destination) (*Store, error) {
 	// A lookup per row, in the input's order: a Bloom filter per table spares reading the
 	// tables that do not hold the key.
 	for i := range opts.Levels {
-		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		if filters {
+			opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		}
 	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		lock.Release()
-		return nil, fmt.Errorf("%w: %s cannot be opened: %w", ErrForeign, dir, err)
+		return nil, nil, fmt.Errorf("%w: %s %s cannot be opened: %w", ErrForeign, what, dir, err)
 	}
-	s := &Store{dir: dir, db: db, lock: lock, pending: map[string]Entry{}}
-	if err := s.claim(dest); err != nil {
-		s.db.Close()
-		lock.Release()
-		return nil, err
-	}
-	return s, nil
+	return db, lock, nil
 }
 
 // claim writes dest into a new store, or checks that an existing one is dest's.
@@ -188,12 +201,17 @@ func (s *Store) Put(key string, e Entry) {
 	s.mu.Unlock()
 }
 
-// Flush writes the entries put since the last Flush, synced to disk when sync is set.
-// Without sync they survive a kill of the process, not a loss of power: then up to a
-// Flush's worth of rows is sent again, which is safe.
-func (s *Store) Flush(sync bool) error {
+// Flush writes the entries put since the last Flush and syncs them to disk. It must be:
+// Pebble keeps an unsynced write in its own buffer (up to 32 KiB of its log), which a
+// kill of the process loses, and the rows of lost entries would be sent again. A Flush
+// of nothing writes nothing.
+func (s *Store) Flush() error {
 	s.mu.Lock()
 	pending := s.pending
+	if len(pending) == 0 {
+		s.mu.Unlock()
+		return nil
+	}
 	s.pending = make(map[string]Entry, len(pending))
 	s.mu.Unlock()
 	b := s.db.NewBatch()
@@ -206,11 +224,7 @@ func (s *Store) Flush(sync bool) error {
 			return fmt.Errorf("digest store %s: %w", s.dir, err)
 		}
 	}
-	opts := pebble.NoSync
-	if sync {
-		opts = pebble.Sync
-	}
-	if err := b.Commit(opts); err != nil {
+	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("digest store %s: %w", s.dir, err)
 	}
 	return nil
@@ -218,7 +232,7 @@ func (s *Store) Flush(sync bool) error {
 
 // Close flushes, syncs and closes the store, and releases its lock.
 func (s *Store) Close() error {
-	err := s.Flush(true)
+	err := s.Flush()
 	if cerr := s.db.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("digest store %s: %w", s.dir, cerr)
 	}

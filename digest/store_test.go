@@ -29,7 +29,7 @@ func TestStorePutGetReopen(t *testing.T) {
 	if e, ok, err := s.Get("C1"); err != nil || !ok || e.Sum != a {
 		t.Fatalf("Get before a flush: %v %v %v", e, ok, err)
 	}
-	if err := s.Flush(false); err != nil {
+	if err := s.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	s.Put("C1", Entry{b, at.Add(time.Second)})

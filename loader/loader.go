@@ -241,9 +241,11 @@ type run struct {
 	holds holds // the profiles with a rejected row: their later rows are held
 	// digests is the destination's store with Skip; nil without.
 	digests *digest.Store
-	ckpt    *checkpointer // nil for standard input and validation
-	sum     Summary
-	start   time.Time
+	// seen records the match-key values of the input's rows with Skip.Removed; nil without.
+	seen  *digest.Seen
+	ckpt  *checkpointer // nil for standard input and validation
+	sum   Summary
+	start time.Time
 
 	ctx       context.Context // the caller's: a signal ends it
 	halt      context.Context // ends intake and unsent rows
@@ -265,6 +267,8 @@ type run struct {
 	failedAt   []atomic.Int64 // per worker, unix nanoseconds: when its latest failed request was sent
 	// blindReject is when a row was last rejected with no other request to judge by.
 	blindReject atomic.Int64
+	// unkeyed counts the rows without a readable match-key value, with --removed.
+	unkeyed atomic.Int64
 
 	// reader state, read by finish after the reader has returned.
 	eof     bool
@@ -362,6 +366,7 @@ func (r *run) read(queues []chan job) error {
 				rec.Spill.Remove()
 				continue
 			}
+			r.see("")
 			o := r.localReject(pos, rec.Raw, "", StageParse, rec.Err.Code, rec.Err.Message)
 			o.spill = rec.Spill
 			r.post(o)
@@ -380,6 +385,7 @@ func (r *run) read(queues []chan job) error {
 			if r.otherShard(pos, key) {
 				continue
 			}
+			r.see(key)
 			r.holds.add(key, pos.num)
 			r.post(r.localReject(pos, rec.Raw, key, re.Stage, re.Code, re.Message))
 			continue
@@ -388,6 +394,7 @@ func (r *run) read(queues []chan job) error {
 			bodyPool.Put(buf)
 			continue
 		}
+		r.see(key)
 		if first, held := r.holds.behind(key, pos.num); held {
 			bodyPool.Put(buf)
 			r.post(heldReject(pos, rec.Raw, key, first))
@@ -405,6 +412,20 @@ func (r *run) read(queues []chan job) error {
 		}
 	}
 	return nil
+}
+
+// see records that the input holds a row of the profile whose match-key value is key
+// ("" when the row has none that can be read), with --removed. It is called before the
+// row is posted: the save that writes a checkpoint over the row writes its key first.
+func (r *run) see(key string) {
+	if r.seen == nil {
+		return
+	}
+	if key == "" {
+		r.unkeyed.Add(1)
+		return
+	}
+	r.seen.Add(key)
 }
 
 // otherShard reports whether the row at pos, of match-key value key ("" when unknown),

@@ -39,9 +39,10 @@ func prepare(ctx context.Context, cfg Config) (*run, error) {
 	var from source.Position
 	fresh := true
 	var rowsSize, logSize int64
+	var id checkpoint.Identity
 	if !stdin && !cfg.Validate {
 		r.sum.Checkpoint = paths.Checkpoint
-		id, err := identify(cfg)
+		id, err = identify(cfg)
 		if err != nil {
 			return r, inputErr(cfg, err)
 		}
@@ -97,6 +98,15 @@ func prepare(ctx context.Context, cfg Config) (*run, error) {
 	if cfg.Skip != nil && !cfg.Validate {
 		if r.digests, err = openDigests(cfg.Skip, r.mp, cfg.Skip.Reset); err != nil {
 			return r, err
+		}
+		if cfg.Skip.Removed {
+			input, ident := "-", "stdin"
+			if !stdin {
+				input, ident = paths.Checkpoint, identString(id)
+			}
+			if r.seen, err = openSeen(cfg.Skip, r.mp, input, ident, from.Num == 0); err != nil {
+				return r, err
+			}
 		}
 	}
 	r.pace = newPacer(cfg.Rate, cfg.Burst)
@@ -216,6 +226,11 @@ func identify(cfg Config) (checkpoint.Identity, error) {
 	}
 	defer head.Close()
 	return checkpoint.IdentifyReader(cfg.Path, cfg.Remote.Size(), cfg.Remote.ModTime(), head)
+}
+
+// identString is an input's identity in one line: what tells its file from another.
+func identString(id checkpoint.Identity) string {
+	return fmt.Sprintf("%d %s %s", id.Size, id.ModTime.UTC().Format(time.RFC3339Nano), id.HeadSHA256)
 }
 
 // inputName is the input's file name: that of the file, or the last element of a URL's path.
@@ -401,6 +416,11 @@ func (r *run) close() {
 	if r.digests != nil {
 		if err := r.digests.Close(); err != nil {
 			r.cfg.Logger.Error("closing the digest store", "err", err)
+		}
+	}
+	if r.seen != nil {
+		if err := r.seen.Close(); err != nil {
+			r.cfg.Logger.Error("closing the seen store", "err", err)
 		}
 	}
 	r.ckpt.close()

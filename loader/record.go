@@ -173,8 +173,15 @@ func (r *run) save(done, durable bool) error {
 	if err := r.rej.flush(durable || done); err != nil {
 		return err
 	}
-	if r.digests != nil { // digests of accepted bodies only: safe whenever they are written
-		if err := r.digests.Flush(durable || done); err != nil {
+	// Digests of accepted bodies only: safe whenever they are written; before the
+	// checkpoint, so that a resume after a kill sends again only the rows it does not cover.
+	if r.digests != nil {
+		if err := r.digests.Flush(); err != nil {
+			return err
+		}
+	}
+	if r.seen != nil { // before the checkpoint: it never covers a row whose key is not kept
+		if err := r.seen.Flush(done); err != nil {
 			return err
 		}
 	}
@@ -233,6 +240,7 @@ func (r *run) finish() (*Summary, error) {
 	s.SuggestedEncoding = r.in.SuggestedEncoding()
 	s.Read = r.cfg.Counters.Read.Load()
 	s.Unfinished = s.Read - s.Accepted - s.Rejected - s.Held - s.OtherShards - s.Unchanged
+	s.Unkeyed = r.unkeyed.Load()
 	s.Retries = r.cfg.Counters.Retries.Load()
 	s.RateLimited = r.cfg.Counters.RateLimited.Load()
 	s.Seconds = time.Since(r.start).Seconds()

@@ -2,6 +2,7 @@ package loader
 
 import (
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -55,6 +56,16 @@ func (s Shard) String() string {
 		return ""
 	}
 	return fmt.Sprintf("%d/%d", s.Index, s.Count)
+}
+
+// Path is path with the shard's tag before its extension ("removed.2-of-4.csv"), or path
+// itself for a whole input.
+func (s Shard) Path(path string) string {
+	if !s.Split() {
+		return path
+	}
+	ext := filepath.Ext(path)
+	return strings.TrimSuffix(path, ext) + "." + s.fileTag() + ext
 }
 
 // fileTag is the shard's part of the default state file names: "2-of-4".

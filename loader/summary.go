@@ -47,6 +47,9 @@ type Summary struct {
 	Unchanged int64 `json:"unchanged,omitempty"`
 	New       int64 `json:"new,omitempty"`
 	Changed   int64 `json:"changed,omitempty"`
+	// Unkeyed counts the rows of this run whose match-key value could not be read, with
+	// --removed: their profiles cannot be told apart from removed ones.
+	Unkeyed int64 `json:"unkeyed,omitempty"`
 	// OtherShards counts the rows read that belong to the other shards of a split input.
 	OtherShards int64 `json:"otherShards,omitempty"`
 	Unfinished  int64 `json:"unfinished"` // of those, left for the next run

@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -21,6 +22,9 @@ type SkipUnchanged struct {
 	ResendAfter time.Duration
 	// Reset starts the store afresh before the run: every row is sent.
 	Reset bool
+	// Removed records the match-key values of the input's rows in the seen store, for
+	// WriteRemoved once every input of the run is loaded (--removed).
+	Removed bool
 	// Now is the clock of the digests' times; nil is time.Now.
 	Now func() time.Time
 }
@@ -38,7 +42,7 @@ func openDigests(sk *SkipUnchanged, mp *mapper.Mapper, reset bool) (*digest.Stor
 	dest := sk.Destination
 	dest.MatchKey = mp.MatchKey()
 	if reset {
-		if err := digest.Reset(sk.StateDir, dest); err != nil {
+		if err := errors.Join(digest.Reset(sk.StateDir, dest), digest.ResetSeen(sk.StateDir, dest)); err != nil {
 			return nil, digestErr(err)
 		}
 	}
@@ -47,6 +51,45 @@ func openDigests(sk *SkipUnchanged, mp *mapper.Mapper, reset bool) (*digest.Stor
 		return nil, digestErr(err)
 	}
 	return s, nil
+}
+
+// openSeen opens the record of the input's match-key values (--removed); input names the
+// input in it, ident is its identity and fresh says it is read from its first row.
+func openSeen(sk *SkipUnchanged, mp *mapper.Mapper, input, ident string, fresh bool) (*digest.Seen, error) {
+	dest := sk.Destination
+	dest.MatchKey = mp.MatchKey()
+	s, err := digest.OpenSeen(sk.StateDir, dest, input, ident, fresh)
+	if errors.Is(err, digest.ErrUnseen) {
+		return nil, &ConfigError{Err: fmt.Errorf("--removed: %w; run without --removed, or with --restart to read the input again from its first row", err)}
+	}
+	if err != nil {
+		return nil, digestErr(err)
+	}
+	return s, nil
+}
+
+// WriteRemoved writes to path the match-key values that the digest store of cfg's
+// destination holds and that none of inputs (the checkpoints of a run's inputs, as
+// StatePaths names them; "-" for standard input) held, and returns how many. Every input
+// must have been loaded to its end with cfg.Skip.Removed. The file holds profile data: it
+// is created 0600, whole or not at all. The store then forgets the profiles listed
+// (digest.WriteRemoved says why).
+func WriteRemoved(ctx context.Context, cfg Config, inputs []string, path string) (int64, error) {
+	schema, err := cfg.Schema(ctx)
+	if err != nil {
+		return 0, &StopError{Err: fmt.Errorf("--removed: %w", err)}
+	}
+	sk := cfg.Skip
+	dest := sk.Destination
+	dest.MatchKey = mapper.MatchKey(schema, cfg.Mapping, cfg.Map)
+	n, err := digest.WriteRemoved(sk.StateDir, dest, inputs, path)
+	if errors.Is(err, digest.ErrUnseen) {
+		return 0, &ConfigError{Err: fmt.Errorf("--removed: %w; load it again to its end with --removed (--restart reads it from its first row)", err)}
+	}
+	if err != nil {
+		return 0, digestErr(fmt.Errorf("--removed %s: %w", path, err))
+	}
+	return n, nil
 }
 
 // digestErr classifies a store that cannot be used: another process's is a stop (exit 1,

@@ -307,15 +307,8 @@ func TestResumeSendsRowsAfterWatermark(t *testing.T) {
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	emu, err := cdpemu.New(cdpemu.Config{Tokens: map[string][]string{benchToken: {cdpemu.ScopeWrite}, readOnlyToken: {}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	watch := &upsertWatch{next: emu}
-	srv := httptest.NewServer(watch)
-	defer srv.Close()
-
-	spec := loaderSpec{cdpload: bin, work: dir, baseURL: srv.URL + cdpemu.BasePath, token: benchToken, file: path, workers: 8}
+	emu, watch, base := watchedEmulator(t)
+	spec := loaderSpec{cdpload: bin, work: dir, baseURL: base, token: benchToken, file: path, workers: 8}
 	res, err := runResume(t.Context(), spec, watch, rows, at)
 	if err != nil {
 		t.Fatal(err)
@@ -388,4 +381,45 @@ func buildCdpload(t *testing.T) (dir, bin string) {
 		t.Fatalf("building cdpload: %v\n%s", err, out)
 	}
 	return dir, bin
+}
+
+// TestUnchangedCheck runs the --skip-unchanged check on 3,000 profiles with a cdpload
+// built from this repository: night 2 sends exactly what changed, was new or was refused,
+// lists exactly the profiles gone, and the nights where nothing changed send nothing.
+func TestUnchangedCheck(t *testing.T) {
+	dir, bin := buildCdpload(t)
+	_, watch, base := watchedEmulator(t)
+	u, err := runUnchanged(t.Context(), 3000, 7, dir, bin, base, watch, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.NightTwoRequests != u.NightTwoExpected || u.NightTwoExpected <= 3000*newShare {
+		t.Errorf("night 2: %d requests, want %d (changed + new + refused)", u.NightTwoRequests, u.NightTwoExpected)
+	}
+	if u.NightTwoRemoved != u.Gone || u.Gone == 0 {
+		t.Errorf("night 2 listed %d removed, want the %d gone", u.NightTwoRemoved, u.Gone)
+	}
+	if n := u.Sorted.Requests + u.Shuffled.Requests + u.ShuffledRemoved.Requests; n != 0 {
+		t.Errorf("nights where nothing changed sent %d requests", n)
+	}
+	if u.StoreBytes <= 0 || u.FirstNightOn <= 0 || u.FirstNightOff <= 0 {
+		t.Errorf("figures missing: %+v", u)
+	}
+	if figs := unchangedFigures(u); figs[2].Ratio != 1 || figs[3].Ratio != 1 {
+		t.Errorf("figures %+v", figs)
+	}
+}
+
+// watchedEmulator serves an emulator behind an upsertWatch until the test ends, and
+// returns them with the API's base URL.
+func watchedEmulator(t *testing.T) (*cdpemu.Server, *upsertWatch, string) {
+	t.Helper()
+	emu, err := cdpemu.New(cdpemu.Config{Tokens: map[string][]string{benchToken: {cdpemu.ScopeWrite}, readOnlyToken: {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	watch := &upsertWatch{next: emu}
+	srv := httptest.NewServer(watch)
+	t.Cleanup(srv.Close)
+	return emu, watch, srv.URL + cdpemu.BasePath
 }

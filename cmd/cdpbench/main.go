@@ -62,6 +62,8 @@ type options struct {
 	// split at that limit (0 skips the check).
 	shardLimit   float64
 	shardSeconds float64
+	// unchangedRows is the profiles of the --skip-unchanged check (0 skips it).
+	unchangedRows int
 }
 
 func main() {
@@ -113,6 +115,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&o.shardLimit, "shard-limit", 1000, "upserts/s the emulator of the shards check allows (it answers after 20 ms)")
 	fs.Float64Var(&o.shardSeconds, "shard-seconds", 20, "rows of the shards check, in seconds at --shard-limit; 0 skips it")
 	fs.Float64Var(&o.resumeAt, "resume-at", 0.95, "share of the largest CSV's rows at which the resume check's checkpoint is; 0 skips it")
+	fs.IntVar(&o.unchangedRows, "unchanged-rows", 2_000_000, "profiles of the --skip-unchanged check (two nights, then nights where nothing changed); 0 skips it")
 	fs.BoolVar(&o.wide, "wide", true, "run the wide-rows check: peak RSS with rows near and far over the 1 MiB row limit")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -325,6 +328,13 @@ func bench(ctx context.Context, o *options, stdout, stderr io.Writer) (err error
 		}
 	}
 
+	var unchanged *unchangedRun
+	if o.unchangedRows > 0 {
+		if unchanged, err = runUnchanged(ctx, o.unchangedRows, o.seed, work, cdpload, base, watch, logf); err != nil {
+			return fmt.Errorf("the skip-unchanged check: %w", err)
+		}
+	}
+
 	var wide []wideRun
 	if o.wide {
 		if wide, err = runWide(ctx, work, cdpload, base, logf); err != nil {
@@ -344,6 +354,7 @@ func bench(ctx context.Context, o *options, stdout, stderr io.Writer) (err error
 
 		ResumeCompressed: resCompressed,
 		Wide:             wide,
+		Unchanged:        unchanged,
 	}
 	r.Figures = buildFigures(pairs, pace, lim, res)
 	for _, cres := range resCompressed {
@@ -351,6 +362,7 @@ func bench(ctx context.Context, o *options, stdout, stderr io.Writer) (err error
 	}
 	r.Figures = append(r.Figures, shardFigures(shards)...)
 	r.Figures = append(r.Figures, wideFigures(wide)...)
+	r.Figures = append(r.Figures, unchangedFigures(unchanged)...)
 	writeTable(stdout, r)
 	if err := writeJSON(out, r); err != nil {
 		return err

@@ -113,6 +113,8 @@ type report struct {
 	// a resume reads again from the start.
 	ResumeCompressed []*resumed `json:"resumeCompressed,omitempty"`
 	Wide             []wideRun  `json:"wide,omitempty"`
+	// Unchanged is the --skip-unchanged check.
+	Unchanged *unchangedRun `json:"unchanged,omitempty"`
 }
 
 type groupKey struct {

@@ -27,6 +27,8 @@ func runDiff(args []string, stdout, stderr io.Writer) error {
 		return &usageError{msg: "diff compares with the digest store in --state-dir: give the one the loads use, e.g. --state-dir /state"}
 	case o.diffOut != "" && len(o.files) > 1:
 		return &usageError{msg: "--out names one input's rows: give one input, or run diff once per input"}
+	case o.removed != "":
+		return &usageError{msg: "--removed is written by load once every input is loaded; diff does not write it"}
 	}
 	for _, f := range o.files {
 		if f == "-" || remote.IsURL(f) {

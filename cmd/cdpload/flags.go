@@ -57,6 +57,7 @@ type options struct {
 	diffOut            string // diff --out
 	resendAfter        time.Duration
 	resetDigests       bool
+	removed            string
 	rejects            string
 	maxErrors          int64
 	drainTimeout       time.Duration
@@ -111,6 +112,7 @@ func newFlagSet(cmd string, o *options, out io.Writer) *flag.FlagSet {
 	fs.BoolVar(&o.skipUnchanged, "skip-unchanged", false, "send only the rows whose body the API has not accepted for their profile before, by a digest store in --state-dir, e.g. --skip-unchanged --state-dir /state")
 	fs.DurationVar(&o.resendAfter, "resend-after", 0, "with --skip-unchanged, send a profile again when the API accepted it longer ago than this, e.g. --resend-after 720h; 0 is never")
 	fs.BoolVar(&o.resetDigests, "reset-digests", false, "with --skip-unchanged, start the digest store afresh: this run sends every row, e.g. --reset-digests after the API's data was restored from a backup")
+	fs.StringVar(&o.removed, "removed", "", "with --skip-unchanged, once every input is loaded, write the match-key values the digest store holds and no input held (profiles that left the source) to this CSV file; with --shard, the shard's tag goes before the extension, e.g. --removed /state/removed.csv")
 	fs.StringVar(&o.rejects, "rejects", "", "rejects file; its log is PATH.log.jsonl (default: <state-dir>/<stem>.rejects.<ext>; one input only), e.g. --rejects /state/bad.csv")
 	fs.Int64Var(&o.maxErrors, "max-errors", 0, "stop the run (exit 5) when more than this many rows are rejected for a fault of their own (held rows do not count); 0 is no limit, e.g. --max-errors 1000")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 20*time.Second, "on SIGINT/SIGTERM, how long in-flight requests may finish, e.g. --drain-timeout 10s")
@@ -290,8 +292,8 @@ func (o *options) check() error {
 		return bad("--checkpoint-interval must be positive, not %s", o.checkpointInterval)
 	case o.drainTimeout < 0:
 		return bad("--drain-timeout must be 0 (stop in-flight requests at once) or positive, not %s", o.drainTimeout)
-	case (o.resendAfter != 0 || o.resetDigests) && !o.skipUnchanged:
-		return bad("--resend-after and --reset-digests go with --skip-unchanged")
+	case (o.resendAfter != 0 || o.resetDigests || o.removed != "") && !o.skipUnchanged:
+		return bad("--resend-after, --reset-digests and --removed go with --skip-unchanged")
 	case o.skipUnchanged && o.stateDir == "":
 		return bad("--skip-unchanged keeps its digest store in --state-dir: give one that outlives the night's export, e.g. --state-dir /state")
 	case o.resendAfter < 0:

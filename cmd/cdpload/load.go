@@ -192,6 +192,7 @@ func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer
 		defer pprof.StopCPUProfile()
 	}
 	var rejected bool
+	var unkeyed int64 // rows without a readable match-key value, for --removed
 	for _, in := range inputs {
 		if err := interrupted(ctx.Err()); err != nil {
 			return err // a signal between files: the next ones are not started
@@ -207,6 +208,7 @@ func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer
 		}
 		stopProgress()
 		if sum != nil {
+			unkeyed += sum.Unkeyed
 			if run != nil {
 				run.add(sum)
 			}
@@ -244,8 +246,44 @@ func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer
 			return stop
 		}
 	}
+	if o.removed != "" && inputs[0].cfg.Skip != nil { // not with --validate: nothing is recorded
+		if err := o.writeRemoved(ctx, inputs, unkeyed, logger); err != nil {
+			return err
+		}
+	}
 	if rejected {
 		return errRejected
+	}
+	return nil
+}
+
+// removedPath is where --removed writes: with --shard, the shard's tag goes before the
+// extension, so that the shards of a shared volume write apart.
+func (o *options) removedPath() string {
+	return o.split.Path(o.removed)
+}
+
+// writeRemoved writes the --removed list once every input is loaded.
+func (o *options) writeRemoved(ctx context.Context, inputs []*input, unkeyed int64, logger *slog.Logger) error {
+	var ckpts []string
+	for _, in := range inputs {
+		p, err := loader.StatePaths(in.cfg)
+		if err != nil {
+			return err
+		}
+		if p.Checkpoint == "" {
+			p.Checkpoint = "-"
+		}
+		ckpts = append(ckpts, p.Checkpoint)
+	}
+	path := o.removedPath()
+	n, err := loader.WriteRemoved(ctx, inputs[0].cfg, ckpts, path)
+	if err != nil {
+		return err
+	}
+	logger.Info("profiles in the digest store that no input holds", "removed", n, "file", path)
+	if unkeyed > 0 {
+		logger.Warn("rows without a readable match-key value: a profile whose rows were all such is listed as removed", "rows", unkeyed)
 	}
 	return nil
 }
@@ -382,6 +420,7 @@ func (o *options) config(validate bool, logger *slog.Logger) (loader.Config, err
 			Destination: digest.Destination{BaseURL: o.baseURL, Shard: o.split.String()},
 			ResendAfter: o.resendAfter,
 			Reset:       o.resetDigests,
+			Removed:     o.removed != "",
 		}
 	}
 	if o.mapping != "" {

@@ -126,6 +126,9 @@ func (o *options) stateFiles(inputs []*input) ([]stateFile, error) {
 	if o.cpuProfile != "" {
 		files = append(files, stateFile{o.cpuProfile, "CPU profile", "--cpuprofile", ""})
 	}
+	if o.removed != "" {
+		files = append(files, stateFile{o.removedPath(), "removed list", "--removed", ""})
+	}
 	return files, nil
 }
 

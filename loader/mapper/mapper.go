@@ -128,6 +128,24 @@ type Mapper struct {
 
 const bodyHead = `{"record":{`
 
+// MatchKey is the field that records read with mapping m (nil for none) and opts are
+// matched on: opts', else the mapping's, else the schema's primary key ("" if it has none).
+func MatchKey(schema sink.Schema, m *Mapping, opts Options) string {
+	key, _ := matchKey(schema, m, opts)
+	return key
+}
+
+// matchKey is MatchKey, and where the key comes from for messages.
+func matchKey(schema sink.Schema, m *Mapping, opts Options) (key, from string) {
+	switch {
+	case opts.MatchKey != "":
+		return opts.MatchKey, ""
+	case m != nil && m.MatchKey != "":
+		return m.MatchKey, " (matchKey in " + m.name() + ")"
+	}
+	return schema.PrimaryKey, " (the schema's primary key)"
+}
+
 // New checks the mapping m (nil for none) and the input's header against the schema and
 // prepares the per-column plans. header is the CSV/TSV header (nil for JSONL, where rules apply
 // by member name and unknown members are found per record and by CheckMembers).
@@ -177,14 +195,7 @@ func New(schema sink.Schema, format source.Format, header []string, m *Mapping, 
 		errs = append(errs, fmt.Errorf("%s: %s: %s", m.name(), pos, fmt.Sprintf(format, args...)))
 	}
 
-	// The match key.
-	key, keyFrom := opts.MatchKey, ""
-	if key == "" && m != nil && m.MatchKey != "" {
-		key, keyFrom = m.MatchKey, " (matchKey in "+m.name()+")"
-	}
-	if key == "" {
-		key, keyFrom = schema.PrimaryKey, " (the schema's primary key)"
-	}
+	key, keyFrom := matchKey(schema, m, opts)
 	switch {
 	case key == "":
 		return nil, fmt.Errorf("no match key: the schema has no primary key; give one of its identity keys (%s)", strings.Join(schema.IdentityKeys, ", "))

@@ -1,0 +1,326 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"fmt"
+	"io/fs"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// The --skip-unchanged check: two nights of one export against the unlimited emulator,
+// 32 workers, each profile once per night.
+//
+//   - Night 1 loads the export with the digest store and without it (each in a fresh state
+//     folder): rows/s on ÷ off, and the store's bytes per profile. A row in a thousand is
+//     refused by the mapper, so the store never records it.
+//   - Night 2 has 2% of the profiles changed, 1% new, 0.5% gone, the refused rows fixed, in
+//     another order, with --removed: its requests must be exactly the changed, new and
+//     fixed rows, and its removed list the gone profiles.
+//   - Nights 3 and 4 are night 2's rows again, in key order and shuffled: nothing is sent;
+//     their wall time and peak RSS are the figures. Night 5 is night 4 with --removed.
+const (
+	unchangedWorkers = 32
+	badEvery         = 1000 // night 1: every badEvery-th row is refused by the mapper
+	changedShare     = 0.02
+	newShare         = 0.01
+	goneShare        = 0.005
+)
+
+// unchangedRun is what the check measured.
+type unchangedRun struct {
+	Rows              int     `json:"rows"`
+	FirstNightOff     float64 `json:"firstNightOffRowsPerSecond"`
+	FirstNightOn      float64 `json:"firstNightOnRowsPerSecond"`
+	StoreBytes        int64   `json:"storeBytes"`
+	NightTwoRequests  int64   `json:"nightTwoRequests"`
+	NightTwoExpected  int64   `json:"nightTwoExpected"` // changed + new + refused in night 1
+	NightTwoRemoved   int64   `json:"nightTwoRemoved"`
+	Gone              int64   `json:"gone"` // profiles of the store left out of night 2
+	StoreBytesPerProf float64 `json:"storeBytesPerProfile"`
+	Sorted            night   `json:"sorted"`
+	Shuffled          night   `json:"shuffled"`
+	ShuffledRemoved   night   `json:"shuffledWithRemoved"`
+}
+
+// night is one run where nothing changed.
+type night struct {
+	Seconds  float64 `json:"seconds"` // wall time of the process, start-up included
+	Requests int64   `json:"requests"`
+	PeakMiB  float64 `json:"peakMiB"`
+}
+
+// runUnchanged runs the check on n profiles.
+func runUnchanged(ctx context.Context, n int, seed uint64, work, cdpload, base string, watch *upsertWatch, logf func(string, ...any)) (*unchangedRun, error) {
+	rows, err := uniqueProfiles(n, seed)
+	if err != nil {
+		return nil, err
+	}
+	night1 := make([][]string, len(rows))
+	bad := 0
+	for i, r := range rows {
+		night1[i] = r
+		if (i+1)%badEvery == 0 {
+			night1[i] = withOrders(r, "x") // refused by the mapper
+			bad++
+		}
+	}
+	path1 := filepath.Join(work, "unchanged-night1.csv")
+	if err := writeCSV(path1, night1); err != nil {
+		return nil, err
+	}
+	defer os.Remove(path1)
+	res := &unchangedRun{Rows: n}
+
+	run := func(state, file string, extra ...string) (loaderExec, int64, error) {
+		watch.arm()
+		x, err := execLoader(ctx, loaderSpec{cdpload: cdpload, work: work, baseURL: base, token: benchToken,
+			file: file, workers: unchangedWorkers, stateDir: state, extra: extra})
+		_, requests := watch.disarm()
+		if err != nil {
+			return x, requests, err
+		}
+		if x.sum.Status != "finished" {
+			return x, requests, fmt.Errorf("%s: %s: %s", filepath.Base(file), x.sum.Status, x.stderr)
+		}
+		return x, requests, nil
+	}
+	stateOf := func(name string) (string, error) {
+		dir := filepath.Join(work, name)
+		os.RemoveAll(dir)
+		return dir, os.MkdirAll(dir, 0o700)
+	}
+
+	off, err := stateOf("unchanged-off")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(off)
+	logf("skip-unchanged: night 1 without the store, %d rows", n)
+	x, _, err := run(off, path1)
+	if err != nil {
+		return nil, err
+	}
+	if x.sum.Rejected != int64(bad) {
+		return nil, fmt.Errorf("night 1: %d rejected, want %d: %s", x.sum.Rejected, bad, x.stderr)
+	}
+	res.FirstNightOff = x.sum.RowsPerSecond
+	os.RemoveAll(off)
+
+	state, err := stateOf("unchanged-state")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(state)
+	logf("skip-unchanged: night 1 with the store")
+	x, _, err = run(state, path1, "--skip-unchanged")
+	if err != nil {
+		return nil, err
+	}
+	res.FirstNightOn = x.sum.RowsPerSecond
+	if res.StoreBytes, err = folderBytes(state, "cdpload-digests-"); err != nil {
+		return nil, err
+	}
+	res.StoreBytesPerProf = float64(res.StoreBytes) / float64(n)
+	logf("skip-unchanged: night 1: %.0f rows/s without the store, %.0f with it (%.2f); %.1f bytes per profile",
+		res.FirstNightOff, res.FirstNightOn, ratio(res.FirstNightOn, res.FirstNightOff), res.StoreBytesPerProf)
+
+	// Night 2: changed, new, gone and fixed rows, shuffled.
+	rng := rand.New(rand.NewPCG(seed, 2))
+	var night2 [][]string
+	var expected int64
+	for i, r := range rows {
+		refused := (i+1)%badEvery == 0
+		switch p := rng.Float64(); {
+		case p < goneShare:
+			if !refused { // a refused row's profile never reached the store
+				res.Gone++
+			}
+			continue
+		case p < goneShare+changedShare:
+			r = withOrders(r, "1000")
+			if r[12] != rows[i][12] {
+				expected++
+			}
+		case refused:
+			expected++ // refused in night 1: sent, whatever it holds
+		}
+		night2 = append(night2, r)
+	}
+	for i := range int(float64(n) * newShare) {
+		r := append([]string(nil), rows[i%len(rows)]...)
+		r[0], r[1] = fmt.Sprintf("N%08d", i+1), fmt.Sprintf("new.%d@example.com", i+1)
+		night2 = append(night2, r)
+		expected++
+	}
+	rng.Shuffle(len(night2), func(i, j int) { night2[i], night2[j] = night2[j], night2[i] })
+	path2 := filepath.Join(work, "unchanged-night2.csv")
+	if err := writeCSV(path2, night2); err != nil {
+		return nil, err
+	}
+	defer os.Remove(path2)
+	removed := filepath.Join(state, "removed.csv")
+	logf("skip-unchanged: night 2, %d rows: %d to send, %d gone", len(night2), expected, res.Gone)
+	if x, res.NightTwoRequests, err = run(state, path2, "--skip-unchanged", "--removed", removed); err != nil {
+		return nil, err
+	}
+	if x.sum.Rejected != 0 {
+		return nil, fmt.Errorf("night 2: %d rows rejected: %s", x.sum.Rejected, x.stderr)
+	}
+	res.NightTwoExpected = expected
+	if res.NightTwoRemoved, err = countLines(removed); err != nil {
+		return nil, err
+	}
+	res.NightTwoRemoved-- // the header
+	logf("skip-unchanged: night 2: %d requests (%d expected), %d removed (%d gone)",
+		res.NightTwoRequests, expected, res.NightTwoRemoved, res.Gone)
+
+	// Nothing changed: night 2's rows again, in key order (as an export sorted by its
+	// match key comes), then shuffled (and with --removed).
+	nothing := func(name string, rows [][]string, extra ...string) (night, error) {
+		path := filepath.Join(work, name)
+		if err := writeCSV(path, rows); err != nil {
+			return night{}, err
+		}
+		defer os.Remove(path)
+		x, requests, err := run(state, path, append([]string{"--skip-unchanged"}, extra...)...)
+		if err != nil {
+			return night{}, err
+		}
+		if x.sum.Rejected != 0 {
+			return night{}, fmt.Errorf("%s: %d rows rejected: %s", name, x.sum.Rejected, x.stderr)
+		}
+		nt := night{Seconds: x.wall.Seconds(), Requests: requests, PeakMiB: float64(x.peakKiB) / 1024}
+		logf("skip-unchanged: %s: %.1f s, %d requests, peak RSS %.1f MiB", name, nt.Seconds, nt.Requests, nt.PeakMiB)
+		return nt, nil
+	}
+	slices.SortFunc(night2, func(a, b []string) int { return strings.Compare(a[0], b[0]) })
+	if res.Sorted, err = nothing("unchanged-night3.csv", night2); err != nil {
+		return nil, err
+	}
+	rng.Shuffle(len(night2), func(i, j int) { night2[i], night2[j] = night2[j], night2[i] })
+	if res.Shuffled, err = nothing("unchanged-night4.csv", night2); err != nil {
+		return nil, err
+	}
+	if res.ShuffledRemoved, err = nothing("unchanged-night5.csv", night2, "--removed", removed); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// uniqueProfiles makes n generated rows (CSV records, as writeProfiles writes them), one
+// per profile: the generator's later rows of a profile are left out.
+func uniqueProfiles(n int, seed uint64) ([][]string, error) {
+	g := newGenerator(seed)
+	seen := map[string]bool{}
+	var rows [][]string
+	for len(rows) < n {
+		p := g.next()
+		if seen[p.CustomerID] {
+			continue
+		}
+		seen[p.CustomerID] = true
+		rows = append(rows, p.csvRecord())
+	}
+	return rows, nil
+}
+
+// withOrders is r with another orders_count.
+func withOrders(r []string, orders string) []string {
+	c := append([]string(nil), r...)
+	if orders == "1000" {
+		v, _ := strconv.Atoi(c[12])
+		orders = strconv.Itoa(v + 1000)
+	}
+	c[12] = orders
+	return c
+}
+
+func writeCSV(path string, rows [][]string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	cw := csv.NewWriter(bw)
+	cw.Write(header)
+	cw.WriteAll(rows)
+	if err := cw.Error(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// folderBytes is the size of the files under the folders of dir named prefix*.
+func folderBytes(dir, prefix string) (int64, error) {
+	var n int64
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, path)
+		if d.Type().IsRegular() && strings.HasPrefix(rel, prefix) {
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			n += info.Size()
+		}
+		return nil
+	})
+	return n, err
+}
+
+func countLines(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	var n int64
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		n++
+	}
+	return n, sc.Err()
+}
+
+// unchangedFigures reports the check against the targets of --skip-unchanged.
+func unchangedFigures(u *unchangedRun) []figure {
+	if u == nil {
+		return nil
+	}
+	nan := math.NaN()
+	rows := thousands(u.Rows)
+	return []figure{
+		{Name: "skip-unchanged: first night rows/s, store on ÷ off (32 workers)", Value: u.FirstNightOn, Unit: "rows/s",
+			Ratio: ratio(u.FirstNightOn, u.FirstNightOff), Target: "≥ 0.95"},
+		{Name: "skip-unchanged: store on disk, " + rows + " profiles", Value: u.StoreBytesPerProf, Unit: "B/profile",
+			Ratio: nan, Target: "≤ 64"},
+		{Name: "skip-unchanged: night 2 requests ÷ changed + new + refused the night before", Value: float64(u.NightTwoRequests), Unit: "requests",
+			Ratio: ratio(float64(u.NightTwoRequests), float64(u.NightTwoExpected)), Target: "1.00"},
+		{Name: "skip-unchanged: night 2 removed list ÷ profiles gone", Value: float64(u.NightTwoRemoved), Unit: "profiles",
+			Ratio: ratio(float64(u.NightTwoRemoved), float64(u.Gone)), Target: "1.00"},
+		{Name: "skip-unchanged: nothing changed, " + rows + " rows in key order", Value: u.Sorted.Seconds, Unit: "s",
+			Ratio: nan, Target: "≤ 20 s"},
+		{Name: "skip-unchanged: nothing changed, requests", Value: float64(u.Sorted.Requests + u.Shuffled.Requests + u.ShuffledRemoved.Requests), Unit: "requests",
+			Ratio: nan, Target: "0"},
+		{Name: "skip-unchanged: nothing changed, in key order, peak RSS", Value: u.Sorted.PeakMiB, Unit: "MiB", Ratio: nan, Target: "≤ 96 MiB"},
+		{Name: "skip-unchanged: nothing changed, shuffled", Value: u.Shuffled.Seconds, Unit: "s", Ratio: nan, Target: "≤ 20 s"},
+		{Name: "skip-unchanged: nothing changed, shuffled, peak RSS", Value: u.Shuffled.PeakMiB, Unit: "MiB", Ratio: nan, Target: "≤ 96 MiB"},
+		{Name: "skip-unchanged: nothing changed, shuffled, with --removed", Value: u.ShuffledRemoved.Seconds, Unit: "s", Ratio: nan},
+		{Name: "skip-unchanged: nothing changed, shuffled, with --removed, peak RSS", Value: u.ShuffledRemoved.PeakMiB, Unit: "MiB", Ratio: nan},
+	}
+}
