@@ -79,8 +79,10 @@ type Store struct {
 	db   *pebble.DB
 	lock *checkpoint.Lock
 
-	mu      sync.Mutex
-	pending map[string]Entry // put since the last Flush
+	mu       sync.Mutex
+	pending  map[string]Entry // put since the last Flush
+	flushing map[string]Entry // being written by Flush: answered from here until it is
+	gen      uint64           // Flushes written: a Reader renews its view when it changes
 }
 
 // Options that keep the store small in memory (cdpload runs in containers of 128 MiB)
@@ -169,12 +171,10 @@ func (s *Store) claim(dest Destination) error {
 	return nil
 }
 
-// Get returns the entry of the profile whose match-key value is key.
+// Get returns the entry of the profile whose match-key value is key. For many lookups,
+// use a Reader.
 func (s *Store) Get(key string) (Entry, bool, error) {
-	s.mu.Lock()
-	e, ok := s.pending[key]
-	s.mu.Unlock()
-	if ok {
+	if e, ok, _ := s.memory(key); ok {
 		return e, true, nil
 	}
 	v, closer, err := s.db.Get(profileKey(key))
@@ -185,12 +185,84 @@ func (s *Store) Get(key string) (Entry, bool, error) {
 		return Entry{}, false, fmt.Errorf("digest store %s: %w", s.dir, err)
 	}
 	defer closer.Close()
+	return s.decode(v)
+}
+
+// memory returns the entry of key put and not yet written, and the Flushes written so far.
+func (s *Store) memory(key string) (Entry, bool, uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.pending[key]
+	if !ok {
+		e, ok = s.flushing[key]
+	}
+	return e, ok, s.gen
+}
+
+func (s *Store) decode(v []byte) (Entry, bool, error) {
 	if len(v) != entrySize {
 		return Entry{}, false, fmt.Errorf("%w: %s holds an entry of %d bytes", ErrForeign, s.dir, len(v))
 	}
+	var e Entry
 	copy(e.Sum[:], v)
 	e.At = time.Unix(0, int64(binary.BigEndian.Uint64(v[Size:])))
 	return e, true, nil
+}
+
+// Reader looks entries up for one goroutine. It keeps one iterator over the store between
+// lookups, where Get builds one per lookup (about 20% slower at 2,000,000 profiles), and
+// renews it after each Flush, which an open iterator does not see. Close it before the
+// store.
+type Reader struct {
+	s   *Store
+	it  *pebble.Iterator
+	gen uint64
+}
+
+// Reader returns a new Reader of s.
+func (s *Store) Reader() *Reader { return &Reader{s: s} }
+
+// Get returns the entry of the profile whose match-key value is key.
+func (r *Reader) Get(key string) (Entry, bool, error) {
+	e, ok, gen := r.s.memory(key)
+	if ok {
+		return e, true, nil
+	}
+	if r.it == nil || gen != r.gen {
+		if err := r.Close(); err != nil {
+			return Entry{}, false, err
+		}
+		it, err := r.s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{profilePrefix}, UpperBound: []byte{profilePrefix + 1}})
+		if err != nil {
+			return Entry{}, false, fmt.Errorf("digest store %s: %w", r.s.dir, err)
+		}
+		r.it, r.gen = it, gen
+	}
+	k := profileKey(key)
+	if !r.it.SeekPrefixGE(k) || !bytes.Equal(r.it.Key(), k) {
+		if err := r.it.Error(); err != nil {
+			return Entry{}, false, fmt.Errorf("digest store %s: %w", r.s.dir, err)
+		}
+		return Entry{}, false, nil
+	}
+	v, err := r.it.ValueAndErr()
+	if err != nil {
+		return Entry{}, false, fmt.Errorf("digest store %s: %w", r.s.dir, err)
+	}
+	return r.s.decode(v)
+}
+
+// Close releases the reader's iterator.
+func (r *Reader) Close() error {
+	if r.it == nil {
+		return nil
+	}
+	err := r.it.Close()
+	r.it = nil
+	if err != nil {
+		return fmt.Errorf("digest store %s: %w", r.s.dir, err)
+	}
+	return nil
 }
 
 // Put records e as the profile's entry. Only the digest of a body the API accepted may be
@@ -201,11 +273,11 @@ func (s *Store) Put(key string, e Entry) {
 	s.mu.Unlock()
 }
 
-// Flush writes the entries put since the last Flush and syncs them to disk. It must be:
-// Pebble keeps an unsynced write in its own buffer (up to 32 KiB of its log), which a
-// kill of the process loses, and the rows of lost entries would be sent again. A Flush
-// of nothing writes nothing.
-func (s *Store) Flush() error {
+// Flush writes the entries put since the last Flush, synced to disk when sync is set. An
+// unsynced write stays in Pebble's own buffer (up to 32 KiB of its log) and a kill of the
+// process loses it: the rows of lost entries are sent again by a later run, never
+// skipped. A Flush of nothing writes nothing.
+func (s *Store) Flush(sync bool) error {
 	s.mu.Lock()
 	pending := s.pending
 	if len(pending) == 0 {
@@ -213,7 +285,14 @@ func (s *Store) Flush() error {
 		return nil
 	}
 	s.pending = make(map[string]Entry, len(pending))
+	s.flushing = pending
 	s.mu.Unlock()
+	defer func() { // written or failed (then the run stops): Readers see the store now
+		s.mu.Lock()
+		s.flushing = nil
+		s.gen++
+		s.mu.Unlock()
+	}()
 	b := s.db.NewBatch()
 	defer b.Close()
 	var v [entrySize]byte
@@ -224,7 +303,11 @@ func (s *Store) Flush() error {
 			return fmt.Errorf("digest store %s: %w", s.dir, err)
 		}
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	opts := pebble.NoSync
+	if sync {
+		opts = pebble.Sync
+	}
+	if err := b.Commit(opts); err != nil {
 		return fmt.Errorf("digest store %s: %w", s.dir, err)
 	}
 	return nil
@@ -232,7 +315,7 @@ func (s *Store) Flush() error {
 
 // Close flushes, syncs and closes the store, and releases its lock.
 func (s *Store) Close() error {
-	err := s.Flush()
+	err := s.Flush(true)
 	if cerr := s.db.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("digest store %s: %w", s.dir, cerr)
 	}

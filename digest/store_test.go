@@ -2,6 +2,7 @@ package digest
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -29,7 +30,7 @@ func TestStorePutGetReopen(t *testing.T) {
 	if e, ok, err := s.Get("C1"); err != nil || !ok || e.Sum != a {
 		t.Fatalf("Get before a flush: %v %v %v", e, ok, err)
 	}
-	if err := s.Flush(); err != nil {
+	if err := s.Flush(false); err != nil {
 		t.Fatal(err)
 	}
 	s.Put("C1", Entry{b, at.Add(time.Second)})
@@ -123,5 +124,56 @@ func TestStoreLockAndReset(t *testing.T) {
 	defer s.Close()
 	if _, ok, _ := s.Get("C1"); ok {
 		t.Error("Reset kept an entry")
+	}
+}
+
+// A Reader sees what was put, before, during and after the Flush that writes it, and
+// entries written before it was made; a lookup racing a Flush never misses an entry.
+func TestReaderFollowsFlushes(t *testing.T) {
+	s := mustOpen(t, t.TempDir(), dest)
+	defer s.Close()
+	s.Put("old", Entry{Sum: Sum{1}})
+	if err := s.Flush(false); err != nil {
+		t.Fatal(err)
+	}
+	rd := s.Reader()
+	defer rd.Close()
+	if e, ok, err := rd.Get("old"); err != nil || !ok || e.Sum != (Sum{1}) {
+		t.Fatalf("an entry written before: %v %v %v", e, ok, err)
+	}
+	if _, ok, err := rd.Get("nobody"); ok || err != nil {
+		t.Fatalf("an absent key: %v %v", ok, err)
+	}
+	done := make(chan error)
+	go func() {
+		for i := range 2000 {
+			s.Put(fmt.Sprint("k", i), Entry{Sum: Sum{2}})
+			if i%50 == 49 {
+				if err := s.Flush(false); err != nil {
+					done <- err
+					return
+				}
+			}
+		}
+		done <- nil
+	}()
+	// Each key, once put, is found by every later lookup.
+	for i := range 2000 {
+		key := fmt.Sprint("k", i)
+		for {
+			_, ok, err := s.Get(key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok {
+				break
+			}
+		}
+		if _, ok, err := rd.Get(key); err != nil || !ok {
+			t.Fatalf("%s: put, then not found by the reader (%v)", key, err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

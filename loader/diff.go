@@ -68,7 +68,8 @@ func Diff(ctx context.Context, cfg Config, out string) (*DiffSummary, error) {
 	}
 
 	r := &run{cfg: cfg, mp: mp, digests: store}
-	var dg digest.Digester
+	lk := r.newLookup()
+	defer lk.close()
 	sent := map[string]digest.Sum{} // what this input's rows that would be sent leave
 	var buf []byte
 	for {
@@ -113,7 +114,7 @@ func Diff(ctx context.Context, cfg Config, out string) (*DiffSummary, error) {
 			continue
 		}
 		j := &job{key: key, body: &buf}
-		unchanged, err := r.compare(&dg, j)
+		unchanged, err := r.compare(lk, j)
 		if err != nil {
 			return sum, &StopError{Err: fmt.Errorf("%s: record %d: %w", cfg.Path, rec.Num, err)}
 		}

@@ -466,7 +466,12 @@ func (r *run) worker(id int, q <-chan job) {
 	work, cancel := context.WithCancel(r.work)
 	defer cancel()
 	var lot parkingLot
-	var dg digest.Digester
+	lk := r.newLookup()
+	defer func() {
+		if err := lk.close(); err != nil {
+			r.fatal(err)
+		}
+	}()
 	for {
 		j, ok := r.nextJob(q, &lot)
 		if !ok {
@@ -482,7 +487,7 @@ func (r *run) worker(id int, q <-chan job) {
 			continue
 		}
 		if r.digests != nil && j.kind == 0 {
-			unchanged, err := r.compare(&dg, j)
+			unchanged, err := r.compare(lk, j)
 			if err != nil {
 				r.fatal(fmt.Errorf("%s: record %d: %w", r.cfg.Path, j.pos.num, err))
 				bodyPool.Put(j.body)

@@ -104,16 +104,36 @@ func digestErr(err error) error {
 	return &StopError{Err: err}
 }
 
+// lookup is what one goroutine compares rows with: a digester and a reader of the store.
+type lookup struct {
+	dg digest.Digester
+	rd *digest.Reader
+}
+
+func (r *run) newLookup() *lookup {
+	if r.digests == nil {
+		return nil
+	}
+	return &lookup{rd: r.digests.Reader()}
+}
+
+func (lk *lookup) close() error {
+	if lk == nil {
+		return nil
+	}
+	return lk.rd.Close()
+}
+
 // compare tells whether j's body is the one the API last accepted for its profile, and
 // otherwise notes in j its digest and whether the profile is new. The worker of the
 // profile calls it after the profile's earlier rows have finished, so the store already
 // holds what they left.
-func (r *run) compare(dg *digest.Digester, j *job) (unchanged bool, err error) {
-	sum, err := dg.Of(*j.body)
+func (r *run) compare(lk *lookup, j *job) (unchanged bool, err error) {
+	sum, err := lk.dg.Of(*j.body)
 	if err != nil {
 		return false, err
 	}
-	e, found, err := r.digests.Get(j.key)
+	e, found, err := lk.rd.Get(j.key)
 	if err != nil {
 		return false, err
 	}

@@ -64,6 +64,8 @@ type options struct {
 	shardSeconds float64
 	// unchangedRows is the profiles of the --skip-unchanged check (0 skips it).
 	unchangedRows int
+	// unchangedPairs is the check's interleaved first-night pairs (without, with the store).
+	unchangedPairs int
 }
 
 func main() {
@@ -116,6 +118,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&o.shardSeconds, "shard-seconds", 20, "rows of the shards check, in seconds at --shard-limit; 0 skips it")
 	fs.Float64Var(&o.resumeAt, "resume-at", 0.95, "share of the largest CSV's rows at which the resume check's checkpoint is; 0 skips it")
 	fs.IntVar(&o.unchangedRows, "unchanged-rows", 2_000_000, "profiles of the --skip-unchanged check (two nights, then nights where nothing changed); 0 skips it")
+	fs.IntVar(&o.unchangedPairs, "unchanged-pairs", 3, "interleaved first-night pairs (without the store, with it) of the --skip-unchanged check")
 	fs.BoolVar(&o.wide, "wide", true, "run the wide-rows check: peak RSS with rows near and far over the 1 MiB row limit")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -330,7 +333,7 @@ func bench(ctx context.Context, o *options, stdout, stderr io.Writer) (err error
 
 	var unchanged *unchangedRun
 	if o.unchangedRows > 0 {
-		if unchanged, err = runUnchanged(ctx, o.unchangedRows, o.seed, work, cdpload, base, watch, logf); err != nil {
+		if unchanged, err = runUnchanged(ctx, o.unchangedRows, o.unchangedPairs, o.seed, work, cdpload, base, watch, logf); err != nil {
 			return fmt.Errorf("the skip-unchanged check: %w", err)
 		}
 	}
