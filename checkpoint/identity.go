@@ -67,6 +67,12 @@ func (id Identity) Equal(other Identity) bool {
 	return id.Diff(other) == ""
 }
 
+// Key is id in one line, equal for identities that are Equal: what a record kept for an
+// input compares to tell its file from another.
+func (id Identity) Key() string {
+	return fmt.Sprintf("%d %s %s", id.Size, id.ModTime.UTC().Format(time.RFC3339Nano), id.HeadSHA256)
+}
+
 // Diff names what differs from id to other, for messages, e.g.
 // "size 1200 → 1350, content of the first 64 KiB"; it is empty when they are Equal.
 func (id Identity) Diff(other Identity) string {

@@ -123,3 +123,23 @@ func TestIdentityHashesOnlyTheHead(t *testing.T) {
 		t.Errorf("a change past the head was seen: %q", b.Diff(c))
 	}
 }
+
+// Key is the same for Equal identities, whatever their path, and differs when any of
+// size, modification time or head differs.
+func TestIdentityKey(t *testing.T) {
+	id := Identity{Path: "a.csv", Size: 10, ModTime: mtime, HeadSHA256: strings.Repeat("ab", 32)}
+	moved := id
+	moved.Path, moved.ModTime = "/data/a.csv", mtime.In(time.FixedZone("x", 3600))
+	if !id.Equal(moved) || id.Key() != moved.Key() {
+		t.Errorf("Equal identities, keys %q and %q", id.Key(), moved.Key())
+	}
+	for _, other := range []Identity{
+		{Size: 11, ModTime: mtime, HeadSHA256: id.HeadSHA256},
+		{Size: 10, ModTime: mtime.Add(time.Nanosecond), HeadSHA256: id.HeadSHA256},
+		{Size: 10, ModTime: mtime, HeadSHA256: strings.Repeat("cd", 32)},
+	} {
+		if other.Key() == id.Key() {
+			t.Errorf("%+v: the key of another input", other)
+		}
+	}
+}

@@ -102,7 +102,7 @@ func prepare(ctx context.Context, cfg Config) (*run, error) {
 		if cfg.Skip.Removed {
 			input, ident := "-", "stdin"
 			if !stdin {
-				input, ident = paths.Checkpoint, identString(id)
+				input, ident = paths.Checkpoint, id.Key()
 			}
 			if r.seen, err = openSeen(cfg.Skip, r.mp, input, ident, from.Num == 0); err != nil {
 				return r, err
@@ -226,11 +226,6 @@ func identify(cfg Config) (checkpoint.Identity, error) {
 	}
 	defer head.Close()
 	return checkpoint.IdentifyReader(cfg.Path, cfg.Remote.Size(), cfg.Remote.ModTime(), head)
-}
-
-// identString is an input's identity in one line: what tells its file from another.
-func identString(id checkpoint.Identity) string {
-	return fmt.Sprintf("%d %s %s", id.Size, id.ModTime.UTC().Format(time.RFC3339Nano), id.HeadSHA256)
 }
 
 // inputName is the input's file name: that of the file, or the last element of a URL's path.

@@ -335,6 +335,14 @@ func TestRemoved(t *testing.T) {
 		t.Errorf("a resume begun without --removed: exit %d, want 2 naming --restart\n%s", res.code, res.stderr)
 	}
 
+	// A row whose match-key value cannot be read (a broken line) cannot say its profile is
+	// still there: its profile is listed, and the log counts such rows.
+	res = load(exitRejected, 0, write("a7.csv", "A,1\nF,1,extra\nC,1\nB,2\n"))
+	wantRemoved("F\n")
+	if !strings.Contains(res.stderr, "rows without a readable match-key value") || !strings.Contains(res.stderr, "rows=1") {
+		t.Errorf("the log does not count the row without a key:\n%s", res.stderr)
+	}
+
 	// The list never replaces an input; diff does not write it.
 	input := write("a6.csv", "A,1\n")
 	res = cdpload(t, nil, "load", "--base-url", url, "--progress", "none", "--skip-unchanged", "--state-dir", state, "--removed", input, input)
