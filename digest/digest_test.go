@@ -52,6 +52,34 @@ func TestOf(t *testing.T) {
 	}
 }
 
+// A Digester reused over bodies whose fields come in changing orders gives each the
+// digest a new one does: the order it keeps from the last body is only a shortcut.
+func TestOfReused(t *testing.T) {
+	bodies := []string{
+		`{"record":{"customer_id":"C1","email":"a@x","orders_count":3},"matchKey":"customer_id"}`,
+		`{"record":{"customer_id":"C2","email":"b@x","orders_count":4},"matchKey":"customer_id"}`,
+		`{"record":{"orders_count":3,"customer_id":"C1","email":"a@x"},"matchKey":"customer_id"}`,
+		`{"record":{"orders_count":3,"customer_id":"C1"},"matchKey":"customer_id"}`,
+		`{"record":{"orders_count":3,"customer_id":"C1","tier":"gold"},"matchKey":"customer_id"}`,
+		`{"record":{"orders_count":3,"customer_id":"C1","email":"a@x"},"matchKey":"customer_id"}`,
+		`{"record":{"email":"a@x","customer_id":"C1","orders_count":3},"matchKey":"customer_id"}`,
+		`{"record":{"customer_id":"C1","email":"a@x","orders_count":3},"matchKey":"customer_id"}`,
+	}
+	var d Digester
+	for i, b := range bodies {
+		got, err := d.Of([]byte(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := sum(t, b); got != want {
+			t.Errorf("body %d %s: a reused Digester gives another digest than a new one", i, b)
+		}
+	}
+	if a, _ := d.Of([]byte(bodies[0])); a != sum(t, bodies[2]) {
+		t.Error("the same fields in another order have two digests")
+	}
+}
+
 func TestOfMalformed(t *testing.T) {
 	var d Digester
 	for _, b := range []string{

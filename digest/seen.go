@@ -374,9 +374,18 @@ func (s *seenDB) prune(tags map[string]bool) error {
 }
 
 // writeWhole writes path (0600) with write, through a synced temporary file renamed over
-// it: a failure or a kill leaves the earlier file, never a part of the new one.
+// it: a failure or a kill leaves the earlier file, never a part of the new one. The
+// temporary file a killed write left beside path (it holds profile data) is removed.
 func writeWhole(path string, write func(io.Writer) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*") // 0600
+	dir, prefix := filepath.Dir(path), "."+filepath.Base(path)+".tmp-"
+	if entries, err := os.ReadDir(dir); err == nil {
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), prefix) && e.Type().IsRegular() {
+				os.Remove(filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+	tmp, err := os.CreateTemp(dir, prefix+"*") // 0600
 	if err != nil {
 		return err
 	}
@@ -396,7 +405,7 @@ func writeWhole(path string, write func(io.Writer) error) error {
 		err = os.Rename(tmp.Name(), path)
 	}
 	if err == nil {
-		err = checkpoint.SyncDir(filepath.Dir(path))
+		err = checkpoint.SyncDir(dir)
 	}
 	return err
 }

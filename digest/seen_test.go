@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -87,6 +88,55 @@ func TestWriteRemovedMergesInputs(t *testing.T) {
 	}
 	if _, err = WriteRemoved(dir, dest, inputs, out); !errors.Is(err, ErrUnseen) {
 		t.Errorf("a dropped input's record: %v, want ErrUnseen", err)
+	}
+}
+
+// At every moment of writeWhole, path holds the earlier file whole: a write that fails
+// (or a kill, which stops it at any point) never leaves a part of the new one there, and
+// the temporary file a killed write left is removed by the next.
+func TestWriteWholeAtEveryMoment(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "removed.csv")
+	old := "customer_id\nC1\n"
+	if err := os.WriteFile(path, []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	left := filepath.Join(dir, ".removed.csv.tmp-killed")
+	if err := os.WriteFile(left, []byte("customer_id\nC9\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	holds := func(when, want string) {
+		t.Helper()
+		if got, err := os.ReadFile(path); err != nil || string(got) != want {
+			t.Fatalf("%s: %s holds %q (%v), want %q", when, path, got, err, want)
+		}
+	}
+	broken := errors.New("disk full")
+	err := writeWhole(path, func(w io.Writer) error {
+		io.WriteString(w, "customer_id\n")
+		for i := range 100_000 { // more than the write buffer: some bytes reach the file
+			fmt.Fprintf(w, "C%d\n", i)
+		}
+		holds("during the write", old)
+		return broken
+	})
+	if !errors.Is(err, broken) {
+		t.Fatalf("writeWhole: %v, want the write's error", err)
+	}
+	holds("after a failed write", old)
+	if _, err := os.Stat(left); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the temporary file a killed write left is still there: %v", err)
+	}
+	if err := writeWhole(path, func(w io.Writer) error { _, err := io.WriteString(w, "customer_id\nC2\n"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	holds("after a whole write", "customer_id\nC2\n")
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("the folder holds %d files, want only %s", len(entries), path)
+	}
+	if info, err := os.Stat(path); err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("%s: %v, %v; want mode 0600", path, info.Mode(), err)
 	}
 }
 

@@ -83,6 +83,8 @@ type Store struct {
 	pending  map[string]Entry // put since the last Flush
 	flushing map[string]Entry // being written by Flush: answered from here until it is
 	gen      uint64           // Flushes written: a Reader renews its view when it changes
+
+	committed func() // a test's look into a Flush between its commit and its end
 }
 
 // Options that keep the store small in memory (cdpload runs in containers of 128 MiB)
@@ -309,6 +311,9 @@ func (s *Store) Flush(sync bool) error {
 	}
 	if err := b.Commit(opts); err != nil {
 		return fmt.Errorf("digest store %s: %w", s.dir, err)
+	}
+	if s.committed != nil {
+		s.committed()
 	}
 	return nil
 }

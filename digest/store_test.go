@@ -127,20 +127,52 @@ func TestStoreLockAndReset(t *testing.T) {
 	}
 }
 
-// A Reader sees what was put, before, during and after the Flush that writes it, and
-// entries written before it was made; a lookup racing a Flush never misses an entry.
-func TestReaderFollowsFlushes(t *testing.T) {
+// The moments a Reader could miss an entry, one at a time: while a Flush writes it (put,
+// no longer pending, and not in the Reader's view of the store), and after (only a
+// renewed view holds it).
+func TestReaderSeesEveryMomentOfAFlush(t *testing.T) {
+	s, rd := readerAfterAFlush(t)
+	find := func(when string) {
+		t.Helper()
+		if e, ok, err := rd.Get("new"); err != nil || !ok || e.Sum != (Sum{2}) {
+			t.Errorf("%s: %v %v %v, want the entry put", when, e, ok, err)
+		}
+	}
+	s.Put("new", Entry{Sum: Sum{2}})
+	find("put, not written")
+	s.committed = func() { find("committed by a Flush that has not ended") }
+	if err := s.Flush(false); err != nil {
+		t.Fatal(err)
+	}
+	s.committed = nil
+	if len(s.pending)+len(s.flushing) != 0 {
+		t.Fatal("entries left in memory after a Flush")
+	}
+	find("written")
+}
+
+// readerAfterAFlush returns a store with the entry "old" written, and a Reader that has
+// found it: the Reader's view of the store is of that moment.
+func readerAfterAFlush(t *testing.T) (*Store, *Reader) {
+	t.Helper()
 	s := mustOpen(t, t.TempDir(), dest)
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
 	s.Put("old", Entry{Sum: Sum{1}})
 	if err := s.Flush(false); err != nil {
 		t.Fatal(err)
 	}
 	rd := s.Reader()
-	defer rd.Close()
+	t.Cleanup(func() { rd.Close() })
 	if e, ok, err := rd.Get("old"); err != nil || !ok || e.Sum != (Sum{1}) {
 		t.Fatalf("an entry written before: %v %v %v", e, ok, err)
 	}
+	return s, rd
+}
+
+// A Reader sees what was put, before, during and after the Flush that writes it, and
+// entries written before it was made; a lookup racing a Flush never misses an entry.
+func TestReaderFollowsFlushes(t *testing.T) {
+	s, rd := readerAfterAFlush(t)
 	if _, ok, err := rd.Get("nobody"); ok || err != nil {
 		t.Fatalf("an absent key: %v %v", ok, err)
 	}

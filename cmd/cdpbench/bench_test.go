@@ -383,13 +383,13 @@ func buildCdpload(t *testing.T) (dir, bin string) {
 	return dir, bin
 }
 
-// TestUnchangedCheck runs the --skip-unchanged check on 3,000 profiles with a cdpload
-// built from this repository: night 2 sends exactly what changed, was new or was refused,
+// TestUnchangedCheck runs the --skip-unchanged check on 3,000 profiles (two pairs of first
+// nights, one in each order) with a cdpload built from this repository: night 2 sends exactly what changed, was new or was refused,
 // lists exactly the profiles gone, and the nights where nothing changed send nothing.
 func TestUnchangedCheck(t *testing.T) {
 	dir, bin := buildCdpload(t)
-	_, watch, base := watchedEmulator(t)
-	u, err := runUnchanged(t.Context(), 3000, 1, 7, dir, bin, base, watch, t.Logf)
+	emu, watch, base := watchedEmulator(t)
+	u, err := runUnchanged(t.Context(), 3000, 2, 7, dir, bin, base, watch, emu.Reset, t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -402,7 +402,7 @@ func TestUnchangedCheck(t *testing.T) {
 	if n := u.Sorted.Requests + u.Shuffled.Requests + u.ShuffledRemoved.Requests; n != 0 {
 		t.Errorf("nights where nothing changed sent %d requests", n)
 	}
-	if u.StoreBytes <= 0 || len(u.FirstNightOn) != 1 || u.FirstNightRatio <= 0 {
+	if u.StoreBytes <= 0 || len(u.FirstNightOn) != 2 || len(u.FirstNightOff) != 2 || u.FirstNightRatio <= 0 {
 		t.Errorf("figures missing: %+v", u)
 	}
 	if figs := unchangedFigures(u); figs[2].Ratio != 1 || figs[3].Ratio != 1 {

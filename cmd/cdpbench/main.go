@@ -333,7 +333,7 @@ func bench(ctx context.Context, o *options, stdout, stderr io.Writer) (err error
 
 	var unchanged *unchangedRun
 	if o.unchangedRows > 0 {
-		if unchanged, err = runUnchanged(ctx, o.unchangedRows, o.unchangedPairs, o.seed, work, cdpload, base, watch, logf); err != nil {
+		if unchanged, err = runUnchanged(ctx, o.unchangedRows, o.unchangedPairs, o.seed, work, cdpload, base, watch, emu.Reset, logf); err != nil {
 			return fmt.Errorf("the skip-unchanged check: %w", err)
 		}
 	}

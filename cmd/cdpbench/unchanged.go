@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,8 +20,10 @@ import (
 // 32 workers, each profile once per night.
 //
 //   - Night 1 loads the export without the digest store and with it, in interleaved pairs
-//     (each in a fresh state folder): rows/s on ÷ off as the median of the pairs' ratios,
-//     and the store's bytes per profile. A row in a thousand is refused by the mapper, so
+//     (each in a fresh state folder, into an emptied emulator; the first of a pair is
+//     without the store in odd pairs, with it in even ones, so that neither side always
+//     runs on a machine the other has just warmed): rows/s on ÷ off as the median of the
+//     pairs' ratios, and the store's bytes per profile. A row in a thousand is refused by the mapper, so
 //     the store never records it.
 //   - Night 2 has 2% of the profiles changed, 1% new, 0.5% gone, the refused rows fixed, in
 //     another order, with --removed: its requests must be exactly the changed, new and
@@ -61,8 +64,8 @@ type night struct {
 	PeakMiB  float64 `json:"peakMiB"`
 }
 
-// runUnchanged runs the check on n profiles.
-func runUnchanged(ctx context.Context, n, pairs int, seed uint64, work, cdpload, base string, watch *upsertWatch, logf func(string, ...any)) (*unchangedRun, error) {
+// runUnchanged runs the check on n profiles; empty empties the emulator.
+func runUnchanged(ctx context.Context, n, pairs int, seed uint64, work, cdpload, base string, watch *upsertWatch, empty func(), logf func(string, ...any)) (*unchangedRun, error) {
 	rows, err := uniqueProfiles(n, seed)
 	if err != nil {
 		return nil, err
@@ -108,32 +111,50 @@ func runUnchanged(ctx context.Context, n, pairs int, seed uint64, work, cdpload,
 	defer os.RemoveAll(state)
 	var ratios []float64
 	for pair := 1; pair <= max(1, pairs); pair++ {
-		off, err := stateOf("unchanged-off")
+		// A first night: an empty emulator (its profiles freed) and a fresh state folder.
+		night1 := func(on bool) (float64, error) {
+			empty()
+			runtime.GC()
+			dir, err := stateOf("unchanged-off")
+			var extra []string
+			if on {
+				dir, err = stateOf("unchanged-state")
+				extra = []string{"--skip-unchanged"}
+			}
+			if err != nil {
+				return 0, err
+			}
+			logf("skip-unchanged: night 1 #%d, %d rows, store on: %t", pair, n, on)
+			x, _, err := run(dir, path1, extra...)
+			if !on {
+				os.RemoveAll(dir)
+			}
+			if err != nil {
+				return 0, err
+			}
+			if x.sum.Rejected != int64(bad) {
+				return 0, fmt.Errorf("night 1: %d rejected, want %d: %s", x.sum.Rejected, bad, x.stderr)
+			}
+			return x.sum.RowsPerSecond, nil
+		}
+		var off, on float64
+		var err error
+		if pair%2 == 1 {
+			if off, err = night1(false); err == nil {
+				on, err = night1(true)
+			}
+		} else {
+			if on, err = night1(true); err == nil {
+				off, err = night1(false)
+			}
+		}
 		if err != nil {
 			return nil, err
 		}
-		logf("skip-unchanged: night 1 #%d without the store, %d rows", pair, n)
-		x, _, err := run(off, path1)
-		os.RemoveAll(off)
-		if err != nil {
-			return nil, err
-		}
-		if x.sum.Rejected != int64(bad) {
-			return nil, fmt.Errorf("night 1: %d rejected, want %d: %s", x.sum.Rejected, bad, x.stderr)
-		}
-		if _, err := stateOf("unchanged-state"); err != nil {
-			return nil, err
-		}
-		logf("skip-unchanged: night 1 #%d with the store", pair)
-		y, _, err := run(state, path1, "--skip-unchanged")
-		if err != nil {
-			return nil, err
-		}
-		res.FirstNightOff = append(res.FirstNightOff, x.sum.RowsPerSecond)
-		res.FirstNightOn = append(res.FirstNightOn, y.sum.RowsPerSecond)
-		ratios = append(ratios, ratio(y.sum.RowsPerSecond, x.sum.RowsPerSecond))
-		logf("skip-unchanged: night 1 #%d: %.0f rows/s without the store, %.0f with it (%.2f)",
-			pair, x.sum.RowsPerSecond, y.sum.RowsPerSecond, ratios[len(ratios)-1])
+		res.FirstNightOff = append(res.FirstNightOff, off)
+		res.FirstNightOn = append(res.FirstNightOn, on)
+		ratios = append(ratios, ratio(on, off))
+		logf("skip-unchanged: night 1 #%d: %.0f rows/s without the store, %.0f with it (%.2f)", pair, off, on, ratios[len(ratios)-1])
 	}
 	res.FirstNightRatio = median(ratios)
 	if res.StoreBytes, err = folderBytes(state, "cdpload-digests-"); err != nil {
