@@ -53,7 +53,7 @@ const (
 	// checkpoint written.
 	readAhead = 64
 	// inFlightWindow is the most rows one crash may make the loader send again, as the
-	// README promises (at most --workers × 64): only rows read past the last written
+	// README promises (at most --workers × 64; README and docs/checkpoint-and-rejects.md): only rows read past the last written
 	// checkpoint can have been sent and not be covered by it. Retries of a row within one
 	// run (503, reset, 500 after apply) are not re-sends because of a crash and are not
 	// counted.

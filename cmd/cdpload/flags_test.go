@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -132,15 +133,39 @@ func TestHelpShowsEveryFlagWithAnExample(t *testing.T) {
 	}
 }
 
-// The README's flag table lists every flag.
-func TestREADMEListsEveryFlag(t *testing.T) {
-	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+var updateDocs = flag.Bool("update", false, "write docs/flags.md from --help instead of comparing")
+
+// flagsDoc is docs/flags.md: each command's --help, as cdpload prints it.
+func flagsDoc(t *testing.T) string {
+	t.Helper()
+	var doc strings.Builder
+	doc.WriteString("# Flags\n\nEach command's `--help`, as `cdpload` prints it. Generated: " +
+		"`go test ./cmd/cdpload -run TestFlagsDoc -update` writes this file again, and `make test` " +
+		"fails while it differs from `--help`.\n")
+	for _, args := range [][]string{{"help"}, {"load", "--help"}, {"validate", "--help"}, {"diff", "--help"}, {"merge-rejects", "--help"}} {
+		var out, errb bytes.Buffer
+		if err := run(args, strings.NewReader(""), &out, &errb, nil); err != nil {
+			t.Fatalf("cdpload %s: %v", strings.Join(args, " "), err)
+		}
+		fmt.Fprintf(&doc, "\n## cdpload %s\n\n```text\n%s```\n", strings.Join(args, " "), out.String()+errb.String())
+	}
+	return doc.String()
+}
+
+// docs/flags.md is every command's --help: it cannot drift from the flags.
+func TestFlagsDoc(t *testing.T) {
+	path := filepath.Join("..", "..", "docs", "flags.md")
+	want := flagsDoc(t)
+	if *updateDocs {
+		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	newFlagSet("load", &options{}, &bytes.Buffer{}).VisitAll(func(f *flag.Flag) {
-		if !strings.Contains(string(readme), "\n| `--"+f.Name+"` |") {
-			t.Errorf("the README's flag table lacks --%s", f.Name)
-		}
-	})
+	if string(got) != want {
+		t.Errorf("%s differs from --help: run go test ./cmd/cdpload -run TestFlagsDoc -update", path)
+	}
 }

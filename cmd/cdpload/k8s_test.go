@@ -32,7 +32,7 @@ import (
 	"cdpload/source"
 )
 
-// manifestDir holds the Kubernetes manifests of the README; every *.yaml in it is checked.
+// manifestDir holds the Kubernetes manifests of docs/production.md; every *.yaml in it is checked.
 const manifestDir = "../../examples/k8s"
 
 // drainMargin is the time a pod needs after the drain, to write the checkpoint and the
@@ -66,7 +66,7 @@ type manifestSet struct {
 // TestK8sManifests decodes every manifest strictly into the Kubernetes API types, then
 // checks each container that runs cdpload against cdpload itself: its flags, environment
 // variables, mounts and mapping, and the exit codes of its Job's podFailurePolicy. A CronJob
-// must also be the nightly job the README describes (see checkCronJob).
+// must also be the nightly job docs/production.md describes (see checkCronJob).
 func TestK8sManifests(t *testing.T) {
 	set := loadManifests(t)
 	cronJobs, indexedJobs := 0, 0
@@ -90,10 +90,10 @@ func TestK8sManifests(t *testing.T) {
 		}
 	}
 	if cronJobs == 0 && !t.Failed() {
-		t.Errorf("no CronJob in %s: the README's nightly job is cronjob.yaml", manifestDir)
+		t.Errorf("no CronJob in %s: the nightly job of docs/production.md is cronjob.yaml", manifestDir)
 	}
 	if indexedJobs == 0 && !t.Failed() {
-		t.Errorf("no Indexed Job in %s: the README's sharded migration is indexed-job.yaml", manifestDir)
+		t.Errorf("no Indexed Job in %s: the sharded migration of docs/production.md is indexed-job.yaml", manifestDir)
 	}
 }
 
@@ -269,7 +269,7 @@ func checkJob(t *testing.T, set *manifestSet, job *batchv1.JobSpec) []cdploadCon
 	return found
 }
 
-// checkCronJob checks what the README's nightly job needs: one pod at a time, retries that
+// checkCronJob checks what the nightly job of docs/production.md needs: one pod at a time, retries that
 // resume from a checkpoint on a volume, the token from a mounted Secret, bounded resources,
 // and an at-once failure on what a retry cannot fix.
 func checkCronJob(t *testing.T, cj *batchv1.CronJob, found []cdploadContainer) {
