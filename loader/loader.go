@@ -119,10 +119,6 @@ const readAhead = 4 * queueDepth
 // is four rows at the API's 1 MiB limit, and thousands of ordinary ones.
 const readAheadBytes = 8 << 20
 
-// max429 bounds the 429 answers one row may get before the run stops as rate-limited
-// beyond reason; the rows left are sent by the next run.
-const max429 = 100
-
 // job is one mapped row on its way to a worker.
 type job struct {
 	pos  rowPos
@@ -263,10 +259,7 @@ type run struct {
 	unwrittenBytes int64 // their weight in bytes
 	tooMany        bool  // --max-errors was passed: no row after that reject is applied
 
-	lastAnswer atomic.Int64   // unix nanoseconds: the latest send time of a request the API answered
-	failedAt   []atomic.Int64 // per worker, unix nanoseconds: when its latest failed request was sent
-	// blindReject is when a row was last rejected with no other request to judge by.
-	blindReject atomic.Int64
+	policy *retryPolicy // decides each answer's next step; shared by the workers
 	// unkeyed counts the rows without a readable match-key value, with --removed.
 	unkeyed atomic.Int64
 
@@ -301,7 +294,7 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 
 	var g errgroup.Group
 	g.Go(func() error { return r.read(queues) })
-	r.failedAt = make([]atomic.Int64, len(queues))
+	r.policy = newRetryPolicy(r.cfg, len(queues))
 	for i, q := range queues {
 		g.Go(func() error { r.worker(i, q); return nil })
 	}
@@ -582,10 +575,10 @@ type sent struct {
 	until time.Time
 }
 
-// send delivers one row, retrying as its answers allow, its requests under work (the
-// worker's context, which r.work ends). After an ambiguous failure (a timeout, a 502 or
-// 504: the server may still apply the attempt) the row is parked for at least the request
-// timeout, so that its next attempt does not overlap the first.
+// send delivers one row, its requests under work (the worker's context, which r.work
+// ends), and does what the retry policy (policy.go) decides for each answer: finish the
+// row, wait and send it again, park it (after a failure the server may still apply, so
+// that its next attempt does not overlap the first), pause every worker, or stop the run.
 func (r *run) send(work context.Context, id int, j *job) (sent, int) {
 	cfg, c, t := r.cfg, r.cfg.Counters, &j.try
 	for {
@@ -604,69 +597,37 @@ func (r *run) send(work context.Context, id int, j *job) (sent, int) {
 		if work.Err() != nil {
 			return sent{}, unfinished // cut off by the drain timeout or a fatal answer
 		}
-		var wait time.Duration
+		now := time.Now()
 		switch res.Outcome {
-		case sink.Accepted:
-			r.pace.answered(time.Now())
-			r.answered(sentAt)
-			return sent{outcome: outcome{pos: j.pos}}, finished
-		case sink.Rejected:
-			r.pace.answered(time.Now())
-			r.answered(sentAt)
-			return sent{outcome: r.sendReject(j, res, t.attempts)}, finished
-		case sink.Fatal:
-			if unauthorized(res.Status, res.Code) {
-				r.fatal(fmt.Errorf("%w: %s", ErrUnauthorized, describe(res)))
-			} else {
-				r.fatal(fmt.Errorf("the API refused the run: %s", describe(res)))
-			}
-			return sent{}, unfinished
+		case sink.Accepted, sink.Rejected:
+			r.pace.answered(now)
 		case sink.RateLimited:
-			r.answered(sentAt) // the API is up, only busy
 			c.RateLimited.Add(1)
-			t.limited++
-			if t.limited > max429 {
-				r.fatal(fmt.Errorf("the API kept answering 429 for one row (%d times): it is rate limiting beyond reason; run again later", t.limited))
-				return sent{}, unfinished
-			}
-			wait = min(res.RetryAfter, cfg.MaxRetryAfter)
-			if wait <= 0 {
-				wait = sink.Backoff(t.limited, cfg.BackoffBase, cfg.BackoffMax, jitter())
-			}
-			now := time.Now()
-			r.pace.pause(now, wait)
+		}
+		d := r.policy.decide(now, id, t, sentAt, res)
+		if d.outage {
+			cfg.Logger.Warn("the API fails every request: waiting for it to recover", "last", describe(res),
+				"outageTimeout", cfg.OutageTimeout.String())
+		}
+		switch d.verdict {
+		case accept:
+			return sent{outcome: outcome{pos: j.pos}}, finished
+		case reject:
+			return sent{outcome: r.sendReject(j, res, t.attempts)}, finished
+		case stop:
+			r.fatal(d.err)
+			return sent{}, unfinished
+		case pauseAll:
+			r.pace.pause(now, d.wait)
 			if r.pace.rateLimited(now) {
 				cfg.Logger.Warn("the API is rate limiting: all workers pause, then go on slower",
-					"pause", wait.String(), "rate", r.pace.limit())
+					"pause", d.wait.String(), "rate", r.pace.limit())
 			}
 			continue // the pause holds every worker, this one included
-		default: // transient
-			t.transient++
-			r.failedAt[id].Store(sentAt.UnixNano())
-			if t.firstFail.IsZero() {
-				t.firstFail = sentAt
-			}
-			if t.transient > cfg.MaxRetries {
-				switch r.exhausted(id, t.firstFail, t.prevFail, res) {
-				case rowFault:
-					return sent{outcome: r.sendReject(j, res, t.attempts)}, finished
-				case outageTooLong:
-					r.fatal(fmt.Errorf("the API has answered no request for %s (last: %s); run again to resume when it is back",
-						cfg.OutageTimeout, describe(res)))
-					return sent{}, unfinished
-				}
-				if t.transient == cfg.MaxRetries+1 {
-					cfg.Logger.Warn("the API fails every request: waiting for it to recover", "last", describe(res),
-						"outageTimeout", cfg.OutageTimeout.String())
-				}
-			}
-			t.prevFail = sentAt
-			wait = sink.Backoff(t.transient, cfg.BackoffBase, cfg.BackoffMax, jitter())
-			if res.Ambiguous() {
-				return sent{until: time.Now().Add(max(wait, cfg.AmbiguousHold))}, parked
-			}
+		case park:
+			return sent{until: now.Add(d.wait)}, parked
 		}
-		tm := time.NewTimer(wait)
+		tm := time.NewTimer(d.wait)
 		select {
 		case <-r.halt.Done():
 			tm.Stop()
@@ -674,59 +635,6 @@ func (r *run) send(work context.Context, id int, j *job) (sent, int) {
 		case <-tm.C:
 		}
 	}
-}
-
-// Verdicts on a row whose retries are spent.
-const (
-	outage        = iota // nothing is getting through: keep retrying, the row is not at fault
-	rowFault             // other rows got answers meanwhile: the failure is this row's
-	outageTooLong        // nothing got through for longer than the outage timeout: stop
-)
-
-// answered notes that a request sent at sentAt got an answer from the API (accepted or
-// rejected): the API was working then.
-func (r *run) answered(sentAt time.Time) {
-	at := sentAt.UnixNano()
-	for {
-		cur := r.lastAnswer.Load()
-		if cur >= at || r.lastAnswer.CompareAndSwap(cur, at) {
-			return
-		}
-	}
-}
-
-// exhausted judges a row that failed more than --max-retries times: the first failed
-// request was sent at firstFail, the one before the last at prevFail, and the last got res.
-//
-// When a request sent after prevFail got an answer, the API works and the row itself is
-// the problem: it is rejected. When other workers' requests failed too since firstFail,
-// the API is down: rejecting rows would turn an outage into a million rejects, so the row
-// waits, and past the outage timeout the run stops for a later resume. With no other
-// request to learn from (--workers 1, or the end of a file), a row the API answered with
-// an error is rejected, unless the last row rejected that way was followed by no answer
-// at all: then this is an outage too, so at most one row is rejected for it.
-func (r *run) exhausted(id int, firstFail, prevFail time.Time, res sink.Result) int {
-	if r.lastAnswer.Load() > prevFail.UnixNano() {
-		return rowFault
-	}
-	othersFail := false
-	for i := range r.failedAt {
-		if i != id && r.failedAt[i].Load() >= firstFail.UnixNano() {
-			othersFail = true
-			break
-		}
-	}
-	if !othersFail && res.Status != 0 {
-		last := r.blindReject.Load()
-		if last == 0 || r.lastAnswer.Load() > last {
-			r.blindReject.Store(time.Now().UnixNano())
-			return rowFault
-		}
-	}
-	if time.Since(firstFail) > r.cfg.OutageTimeout {
-		return outageTooLong
-	}
-	return outage
 }
 
 func (r *run) sendReject(j *job, res sink.Result, attempts int) outcome {
