@@ -8,21 +8,30 @@ import (
 	"strings"
 )
 
-// ErrLocked is matched (errors.Is) by the error of Acquire when another run holds the lock.
-var ErrLocked = errors.New("checkpoint is in use")
+// ErrLocked is matched (errors.Is) by the error of Acquire when another run holds the lock:
+// the one lock error of cdpload's state, for checkpoints and stores alike.
+var ErrLocked = errors.New("in use by another cdpload")
 
-// LockedError reports a checkpoint locked by another process. It matches ErrLocked.
+// LockedError reports state locked by another process. It matches ErrLocked.
 type LockedError struct {
-	Path string // the checkpoint
-	PID  int    // the holder's process id, 0 if unknown
+	What string // what is locked: "digest store"; "" is a checkpoint
+	Path string
+	PID  int // the holder's process id, 0 if unknown
 }
 
-// Error names the checkpoint and, when known, the process that holds it.
+// Error names what is locked and, when known, the process that holds it.
 func (e *LockedError) Error() string {
 	if e.PID > 0 {
-		return fmt.Sprintf("checkpoint %s is in use by another cdpload (pid %d)", e.Path, e.PID)
+		return fmt.Sprintf("%s is in use by another cdpload (pid %d)", e.name(), e.PID)
 	}
-	return fmt.Sprintf("checkpoint %s is in use by another cdpload", e.Path)
+	return e.name() + " is in use by another cdpload"
+}
+
+func (e *LockedError) name() string {
+	if e.What == "" {
+		return "checkpoint " + e.Path
+	}
+	return e.What + " " + e.Path
 }
 
 // Unwrap returns ErrLocked.
@@ -39,14 +48,18 @@ type Lock struct {
 // path+".lock" (mode 0600), which holds the holder's pid while it is held. When another
 // process holds it, the error is a *LockedError (errors.Is(err, ErrLocked)). Two Acquires in
 // one process conflict as well.
-func Acquire(path string) (*Lock, error) {
+func Acquire(path string) (*Lock, error) { return AcquireFor("", path) }
+
+// AcquireFor is Acquire for state other than a checkpoint, which what names in errors
+// ("digest store"; "" is a checkpoint).
+func AcquireFor(what, path string) (*Lock, error) {
 	lockPath := path + ".lock"
 	f, err := lockFile(lockPath)
 	if errors.Is(err, errHeld) {
-		return nil, &LockedError{Path: path, PID: readPID(lockPath)}
+		return nil, &LockedError{What: what, Path: path, PID: readPID(lockPath)}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint %s: lock: %w", path, err)
+		return nil, fmt.Errorf("%s: lock: %w", (&LockedError{What: what, Path: path}).name(), err)
 	}
 	// The pid is for messages only; failing to write it does not fail the lock.
 	if f.Truncate(0) == nil {

@@ -416,12 +416,9 @@ func ResetSeen(stateDir string, dest Destination) error {
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	lock, err := checkpoint.Acquire(dir)
-	if errors.Is(err, checkpoint.ErrLocked) {
-		return fmt.Errorf("%w: %s", ErrLocked, dir)
-	}
+	lock, err := checkpoint.AcquireFor("seen store", dir)
 	if err != nil {
-		return fmt.Errorf("seen store %s: %w", dir, err)
+		return err
 	}
 	defer lock.Release()
 	if err := os.RemoveAll(filepath.Clean(dir)); err != nil {

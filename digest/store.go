@@ -60,9 +60,6 @@ type Entry struct {
 // or is not a digest store: it never answers for one it was not made for.
 var ErrForeign = errors.New("the digest store is not this destination's")
 
-// ErrLocked is matched (errors.Is) when another process holds the store.
-var ErrLocked = errors.New("the digest store is in use by another cdpload")
-
 // Keys: the destination under metaKey; each profile's entry under 'p' + its match-key value.
 var metaKey = []byte("\x00destination")
 
@@ -96,7 +93,7 @@ const (
 
 // Open opens (or creates) the store of dest in stateDir and takes its lock. A store of
 // another destination, or one that cannot be read, is an error matching ErrForeign; a
-// store another process holds, ErrLocked.
+// store another process holds, checkpoint.ErrLocked.
 func Open(stateDir string, dest Destination) (*Store, error) {
 	dir := dest.Dir(stateDir)
 	db, lock, err := openPebble(dir, "digest store", cacheSize, true)
@@ -119,12 +116,9 @@ func openPebble(dir, what string, cache int64, filters bool) (*pebble.DB, *check
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("%s %s: %w", what, dir, err)
 	}
-	lock, err := checkpoint.Acquire(dir)
-	if errors.Is(err, checkpoint.ErrLocked) {
-		return nil, nil, fmt.Errorf("%w: %s", ErrLocked, dir)
-	}
+	lock, err := checkpoint.AcquireFor(what, dir)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s %s: %w", what, dir, err)
+		return nil, nil, err
 	}
 	c := pebble.NewCache(cache)
 	defer c.Unref() // the store holds its own reference
@@ -331,18 +325,15 @@ func (s *Store) Close() error {
 }
 
 // Reset removes the store of dest in stateDir, so that the next run sends every row. A
-// store another process holds is not removed (ErrLocked).
+// store another process holds is not removed (checkpoint.ErrLocked).
 func Reset(stateDir string, dest Destination) error {
 	dir := dest.Dir(stateDir)
-	lock, err := checkpoint.Acquire(dir)
-	if errors.Is(err, checkpoint.ErrLocked) {
-		return fmt.Errorf("%w: %s", ErrLocked, dir)
-	}
+	lock, err := checkpoint.AcquireFor("digest store", dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("digest store %s: %w", dir, err)
+		return err // it names the store
 	}
 	defer lock.Release()
 	if err := os.RemoveAll(dir); err != nil {

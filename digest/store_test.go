@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"cdpload/checkpoint"
 )
 
 var dest = Destination{BaseURL: "https://API.example.com:443/public/v1/", MatchKey: "customer_id"}
@@ -110,11 +112,11 @@ func TestStoreLockAndReset(t *testing.T) {
 	dir := t.TempDir()
 	s := mustOpen(t, dir, dest)
 	s.Put("C1", Entry{Sum: Sum{1}})
-	if _, err := Open(dir, dest); !errors.Is(err, ErrLocked) {
-		t.Errorf("a second Open: %v, want ErrLocked", err)
+	if _, err := Open(dir, dest); !errors.Is(err, checkpoint.ErrLocked) {
+		t.Errorf("a second Open: %v, want checkpoint.ErrLocked", err)
 	}
-	if err := Reset(dir, dest); !errors.Is(err, ErrLocked) {
-		t.Errorf("Reset of a held store: %v, want ErrLocked", err)
+	if err := Reset(dir, dest); !errors.Is(err, checkpoint.ErrLocked) {
+		t.Errorf("Reset of a held store: %v, want checkpoint.ErrLocked", err)
 	}
 	s.Close()
 	if err := Reset(dir, dest); err != nil {

@@ -12,10 +12,6 @@ import (
 	"sync/atomic"
 )
 
-// StageHeld is the stage of a row that was not sent because an earlier row of the same
-// profile was rejected in this run: it waits behind that row in the rejects.
-const StageHeld = "held"
-
 // holds remembers, for each match-key value with a rejected row in the run, the record
 // number of its first rejected row. A later row of that profile is not sent: sending it
 // and then, once fixed, the rejected row would roll the profile back to the older row.

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"cdpload/checkpoint"
+	"cdpload/loader/mapper"
 	"cdpload/source"
 )
 
@@ -33,12 +34,15 @@ type Reject struct {
 	Bytes int64 `json:"bytes"`
 }
 
-// Reject stages.
+// Reject stages: where on its way a row was rejected. The mapper's are its own.
 const (
-	StageParse    = "parse"
-	StageMap      = "map"
-	StageValidate = "validate"
-	StageSend     = "send"
+	StageParse    = "parse"              // the record could not be read
+	StageMap      = mapper.StageMap      // a value could not be turned into its field's type
+	StageValidate = mapper.StageValidate // the record as a whole is not one the API accepts
+	StageSend     = "send"               // the API rejected it, or its retries ran out
+	// StageHeld is a row that was not sent because an earlier row of the same profile was
+	// rejected in this run: it waits behind that row in the rejects.
+	StageHeld = "held"
 )
 
 // rejectFiles writes the two reject files: the rejected rows byte for byte in the input's

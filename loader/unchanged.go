@@ -96,7 +96,7 @@ func WriteRemoved(ctx context.Context, cfg Config, inputs []string, path string)
 // as for a held checkpoint); a foreign or damaged one must be reset by a person.
 func digestErr(err error) error {
 	switch {
-	case errors.Is(err, digest.ErrLocked):
+	case errors.Is(err, ErrLocked):
 		return &StopError{Err: err}
 	case errors.Is(err, digest.ErrForeign):
 		return &ConfigError{Err: fmt.Errorf("%w; run once with --reset-digests to start it afresh (that run sends every row)", err)}
