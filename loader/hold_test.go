@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"cdpload/internal/testutil"
 	"cdpload/sink"
 )
 
@@ -238,10 +239,7 @@ func TestReadAheadBoundInBytes(t *testing.T) {
 		}
 	}()
 	maxRows := int64(aheadBytes / (2 * width))
-	deadline := time.Now().Add(10 * time.Second)
-	for cfg.Counters.Read.Load() < maxRows-1 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	testutil.WaitFor(t, 10*time.Second, "the rows that fit read", func() bool { return cfg.Counters.Read.Load() >= maxRows-1 })
 	// The rows that fit are read; no more may be while row 1 stalls. The rows sent after it
 	// are not finished for the progress: a crash now would send them again.
 	for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +16,7 @@ import (
 
 	"cdpload/checkpoint"
 	"cdpload/examples"
+	"cdpload/internal/testutil"
 	"cdpload/sink"
 )
 
@@ -76,12 +79,26 @@ func rejectedRows(t *testing.T, cfg Config) []int64 {
 	return rows
 }
 
-// Rows finish out of order (one profile is slow); the rejects still come in record order
-// and the checkpoint ends done at the last record.
+var rowKey = regexp.MustCompile(`"K(\d+)"`)
+
+// Rows finish out of order (rows 3 and 11 answer only after 5 rows after them have, on
+// the other workers); the rejects still come in record order and the checkpoint ends
+// done at the last record.
 func TestRunOutOfOrderFinishes(t *testing.T) {
+	var later atomic.Int64 // rows after 11 answered
+	overtaken := make(chan struct{})
+	var once sync.Once
 	s := &fakeSender{upsert: func(body string) sink.Result {
 		if strings.Contains(body, `"K3"`) || strings.Contains(body, `"K11"`) {
-			time.Sleep(100 * time.Millisecond)
+			select {
+			case <-overtaken:
+			case <-time.After(10 * time.Second):
+				t.Error("no 5 later rows finished while rows 3 and 11 waited: the rows did not reorder")
+			}
+		} else if n, _ := strconv.Atoi(rowKey.FindStringSubmatch(body)[1]); n > 11 {
+			if later.Add(1) == 5 {
+				once.Do(func() { close(overtaken) })
+			}
 		}
 		if strings.Contains(body, `"K7"`) {
 			return sink.Result{Outcome: sink.Rejected, Status: 422, Code: "CDP_ETL.VALIDATION.SCHEMA_MISMATCH"}
@@ -127,14 +144,16 @@ func TestRunStalledRowHoldsWatermark(t *testing.T) {
 	wg.Add(1)
 	go func() { defer wg.Done(); sum, err = Run(context.Background(), cfg) }()
 	ckpt := cfg.Path + ".cdpload.ckpt"
-	deadline := time.Now().Add(10 * time.Second)
-	for s.calls.Load() < 40 && time.Now().Before(deadline) { // later rows on the other workers
-		time.Sleep(5 * time.Millisecond)
-	}
-	time.Sleep(50 * time.Millisecond) // a few checkpoint writes
-	ck, lerr := checkpoint.Load(ckpt)
-	if lerr != nil || ck.Watermark != 4 {
-		t.Errorf("while row 5 stalls: checkpoint %+v, %v; want the watermark at 4", ck, lerr)
+	testutil.WaitFor(t, 10*time.Second, "later rows answered on the other workers", func() bool { return s.calls.Load() >= 40 })
+	// The checkpoint reaches row 4, the last before the stalled one, and never passes it.
+	var ck *checkpoint.State
+	testutil.WaitFor(t, 10*time.Second, "a checkpoint up to row 4", func() bool {
+		var lerr error
+		ck, lerr = checkpoint.Load(ckpt)
+		return lerr == nil && ck.Watermark >= 4
+	})
+	if ck.Watermark != 4 {
+		t.Errorf("while row 5 stalls: the checkpoint's watermark is %d, want 4", ck.Watermark)
 	}
 	close(release)
 	wg.Wait()

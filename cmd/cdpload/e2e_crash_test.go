@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"cdpload/checkpoint"
+	"cdpload/internal/testutil"
 	"cdpload/sink/cdpemu"
 )
 
@@ -319,7 +320,7 @@ func stallKillResume(t *testing.T, tf *testFile, header string, heldRow int64, h
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	waitFor(t, 30*time.Second, "the held upsert", func() bool { return holds.Load() > 0 })
+	testutil.WaitFor(t, 30*time.Second, "the held upsert", func() bool { return holds.Load() > 0 })
 	end := time.Unix(0, heldAt.Load()).Add(hold - hold/5)
 	var polls int
 	var last int64 = -1
@@ -634,7 +635,7 @@ func TestShSIGTERM(t *testing.T) {
 
 			// Which process is cdpload: the shell itself (exec) or a child of it.
 			loader := 0
-			waitFor(t, 10*time.Second, "cdpload to start", func() bool {
+			testutil.WaitFor(t, 10*time.Second, "cdpload to start", func() bool {
 				if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", sh.Process.Pid)); exe == cdploadBin {
 					loader = sh.Process.Pid
 				} else {
@@ -645,7 +646,7 @@ func TestShSIGTERM(t *testing.T) {
 			if loader != sh.Process.Pid {
 				t.Cleanup(func() { syscall.Kill(loader, syscall.SIGKILL) })
 			}
-			waitFor(t, 60*time.Second, "some rows loaded", func() bool { return emu.Stats().UpsertsApplied > 500 })
+			testutil.WaitFor(t, 60*time.Second, "some rows loaded", func() bool { return emu.Stats().UpsertsApplied > 500 })
 			sh.Process.Signal(syscall.SIGTERM)
 			err = sh.Wait()
 
@@ -662,18 +663,20 @@ func TestShSIGTERM(t *testing.T) {
 					t.Errorf("the shell ended with %v, want killed by SIGTERM", sh.ProcessState)
 				}
 				applied := emu.Stats().UpsertsApplied
-				time.Sleep(300 * time.Millisecond)
-				if !alive(loader) || emu.Stats().UpsertsApplied == applied {
+				testutil.WaitFor(t, 10*time.Second, "cdpload loading on after its shell ended", func() bool {
+					return emu.Stats().UpsertsApplied > applied
+				})
+				if !alive(loader) {
 					t.Fatalf("cdpload did not go on loading after its shell ended")
 				}
 				// Only a signal to cdpload itself stops it cleanly.
 				syscall.Kill(loader, syscall.SIGTERM)
-				waitFor(t, 30*time.Second, "cdpload to stop", func() bool { return !alive(loader) })
+				testutil.WaitFor(t, 30*time.Second, "cdpload to stop", func() bool { return !alive(loader) })
 			}
 
 			// Every request in flight was answered (none was abandoned) and the checkpoint
 			// holds exactly what the run settled.
-			waitFor(t, 5*time.Second, "every request answered", func() bool {
+			testutil.WaitFor(t, 5*time.Second, "every request answered", func() bool {
 				st := emu.Stats()
 				var answered int64
 				for _, n := range st.ByStatus {

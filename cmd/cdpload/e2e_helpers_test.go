@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"cdpload/internal/testutil"
 	"cdpload/loader"
 	"cdpload/sink/cdpemu"
 )
@@ -296,7 +297,7 @@ func startEmuProcess(t *testing.T, args ...string) (string, emuProcess) {
 		cmd.Wait()
 	})
 	var url string
-	waitFor(t, 10*time.Second, "cdpemu to listen", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "cdpemu to listen", func() bool {
 		data, _ := os.ReadFile(addrFile)
 		url = strings.TrimSpace(string(data))
 		return url != ""
@@ -355,16 +356,4 @@ func readSummary(t *testing.T, path string) loader.Summary {
 		t.Fatal(err)
 	}
 	return s
-}
-
-// waitFor polls cond every 10 ms until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

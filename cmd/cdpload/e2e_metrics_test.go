@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"cdpload/internal/testutil"
 	"cdpload/loader"
 	"cdpload/sink/cdpemu"
 )
@@ -455,7 +456,7 @@ func TestPushgatewayAfterSIGTERM(t *testing.T) {
 		"--drain-timeout", "5s", "--pushgateway", pgURL, "--pushgateway-instance", "stopped", gated)
 	within(t, 60*time.Second, "the first request", g.held)
 	p.cmd.Process.Signal(syscall.SIGTERM)
-	waitFor(t, 10*time.Second, "the stop to be logged", func() bool { return strings.Contains(p.log(), "stopping") })
+	testutil.WaitFor(t, 10*time.Second, "the stop to be logged", func() bool { return strings.Contains(p.log(), "stopping") })
 	g.open()
 	if code, _ := p.wait(); code != exitTerminated {
 		t.Fatalf("exit %d, want 143\n%s", code, p.log())

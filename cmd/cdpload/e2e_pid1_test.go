@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"cdpload/checkpoint"
+	"cdpload/internal/testutil"
 	"cdpload/sink/cdpemu"
 )
 
@@ -48,14 +49,14 @@ func TestPID1SIGTERM(t *testing.T) {
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 
 	var loader int
-	waitFor(t, 10*time.Second, "cdpload to start", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "cdpload to start", func() bool {
 		loader = childRunning(cmd.Process.Pid, cdploadBin)
 		return loader != 0
 	})
 	if ns := nsPID(t, loader); ns != "1" {
 		t.Fatalf("cdpload is PID %s in its namespace, want 1", ns)
 	}
-	waitFor(t, 60*time.Second, "some rows loaded", func() bool { return emu.Stats().UpsertsApplied > 500 })
+	testutil.WaitFor(t, 60*time.Second, "some rows loaded", func() bool { return emu.Stats().UpsertsApplied > 500 })
 	signalled := time.Now()
 	if err := syscall.Kill(loader, syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"cdpload/checkpoint"
+	"cdpload/internal/testutil"
 	"cdpload/loader"
 	"cdpload/sink/cdpemu"
 )
@@ -86,7 +87,7 @@ func testRemoteResume(t *testing.T, tf *testFile, extra map[string]map[string]an
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Minute, "the first upserts", func() bool { return upserts.Load() >= 1000 })
+	testutil.WaitFor(t, time.Minute, "the first upserts", func() bool { return upserts.Load() >= 1000 })
 	cmd.Process.Kill()
 	var ee *exec.ExitError
 	if err := cmd.Wait(); !errors.As(err, &ee) || ee.ExitCode() != -1 {

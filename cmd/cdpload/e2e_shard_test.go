@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"cdpload/checkpoint"
+	"cdpload/internal/testutil"
 	"cdpload/loader"
 	"cdpload/sink/cdpemu"
 )
@@ -110,7 +111,7 @@ func TestShardsAsAnIndexedJob(t *testing.T) {
 	for i := range cmds {
 		cmds[i] = start(i, &stderr[i])
 	}
-	waitFor(t, time.Minute, "shard 1's first upserts", func() bool { return sends.upserts[killed].Load() >= 100 })
+	testutil.WaitFor(t, time.Minute, "shard 1's first upserts", func() bool { return sends.upserts[killed].Load() >= 100 })
 	cmds[killed].Process.Kill()
 	if code := exitOf(cmds[killed].Wait()); code != -1 {
 		t.Fatalf("shard %d ended by itself (exit %d) before the kill\n%s", killed, code, stderr[killed].String())

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"cdpload/checkpoint"
+	"cdpload/internal/testutil"
 	"cdpload/sink/cdpemu"
 )
 
@@ -122,7 +123,7 @@ func TestSecondLoaderRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { first.Process.Kill(); first.Wait() }()
-	waitFor(t, 10*time.Second, "the first loader's checkpoint", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the first loader's checkpoint", func() bool {
 		_, err := os.Stat(tf.path + ".cdpload.ckpt")
 		return err == nil
 	})
@@ -246,12 +247,12 @@ func TestInterruptDuringStartup(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "p.csv")
 	os.WriteFile(path, []byte("customer_id\nX\n"), 0o644)
-	_, url := emulator(t, cdpemu.Config{Latency: 10 * time.Second}, nil)
+	emu, url := emulator(t, cdpemu.Config{Latency: 10 * time.Second}, nil)
 	cmd := command(nil, "load", "--base-url", url, "--progress", "none", path)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond)
+	testutil.WaitFor(t, 10*time.Second, "the schema request", func() bool { return emu.Stats().Requests > 0 })
 	cmd.Process.Signal(os.Interrupt)
 	cmd.Wait()
 	if code := cmd.ProcessState.ExitCode(); code != exitInterrupt {

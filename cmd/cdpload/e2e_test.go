@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"cdpload/checkpoint"
+	"cdpload/internal/testutil"
 	"cdpload/sink/cdpemu"
 )
 
@@ -220,7 +221,7 @@ func TestKillAndResume(t *testing.T) {
 			ck, _ := checkpoint.Load(ckpt)
 			mark = ck.Watermark
 		}
-		waitFor(t, 60*time.Second, "checkpoint progress", func() bool {
+		testutil.WaitFor(t, 60*time.Second, "checkpoint progress", func() bool {
 			ck, err := checkpoint.Load(ckpt)
 			return err == nil && ck.Watermark > mark+2000
 		})
@@ -247,7 +248,7 @@ func TestSIGTERMThenResume(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "some rows loaded", func() bool { return emu.Stats().UpsertsApplied > 500 })
+	testutil.WaitFor(t, 30*time.Second, "some rows loaded", func() bool { return emu.Stats().UpsertsApplied > 500 })
 	cmd.Process.Signal(syscall.SIGTERM)
 	cmd.Wait()
 	if code := cmd.ProcessState.ExitCode(); code != exitTerminated {

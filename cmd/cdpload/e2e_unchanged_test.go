@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"cdpload/internal/testutil"
 	"cdpload/loader"
 )
 
@@ -149,7 +150,7 @@ func TestSkipUnchangedKilled(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 30*time.Second, "upserts before the kill", func() bool { return upserts.Load()-before >= at })
+		testutil.WaitFor(t, 30*time.Second, "upserts before the kill", func() bool { return upserts.Load()-before >= at })
 		if at == 150 { // while it runs, a second process on the same store is refused
 			other := filepath.Join(dir, "other.csv") // its own checkpoint, the same store
 			data, _ := os.ReadFile(night2)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"cdpload/internal/testutil"
 	"cdpload/loader"
 )
 
@@ -51,7 +52,7 @@ func TestProgressLogLine(t *testing.T) {
 		logProgress(logger, 20*time.Millisecond, "crm.csv", 1000, &c, done)
 		close(finished)
 	}()
-	waitFor(t, 10*time.Second, "a progress line", func() bool { return strings.Contains(out.String(), "\n") })
+	testutil.WaitFor(t, 10*time.Second, "a progress line", func() bool { return strings.Contains(out.String(), "\n") })
 	close(done)
 	<-finished
 
