@@ -153,6 +153,36 @@ func matchKey(schema sink.Schema, m *Mapping, opts Options) (key, from string) {
 // All problems found are returned together (errors.Join); unknown columns come as one
 // *UnknownColumnsError (find it with errors.As) that lists each with a hint.
 func New(schema sink.Schema, format source.Format, header []string, m *Mapping, opts Options) (*Mapper, error) {
+	mp, err := newMapper(schema, format, m, opts)
+	if err != nil {
+		return nil, err
+	}
+	b := &builder{schema: schema, m: m, mp: mp, fieldIdx: make(map[string]int, len(schema.Fields))}
+	for i, f := range schema.Fields {
+		b.fieldIdx[f.Name] = i
+	}
+	if err := b.chooseMatchKey(opts); err != nil {
+		return nil, err
+	}
+	b.planRules()
+	b.encodeConstants()
+	if format == source.JSONL {
+		b.planMembers()
+	} else {
+		b.planColumns(header, format)
+	}
+	if err := errors.Join(b.errs...); err != nil {
+		return nil, err
+	}
+	mp.tail = append(mp.tail, `},"matchKey":`...)
+	mp.tail = appendString(mp.tail, mp.matchKey)
+	mp.tail = append(mp.tail, '}')
+	return mp, nil
+}
+
+// newMapper checks what New is given that does not depend on the input's columns: the
+// schema, the options and the mapping.
+func newMapper(schema sink.Schema, format source.Format, m *Mapping, opts Options) (*Mapper, error) {
 	if err := schema.Validate(); err != nil {
 		return nil, fmt.Errorf("schema: %w", err)
 	}
@@ -185,199 +215,238 @@ func New(schema sink.Schema, format source.Format, header []string, m *Mapping, 
 	for _, f := range schema.Fields {
 		mp.fields = append(mp.fields, f.Name)
 	}
-	fieldIdx := make(map[string]int, len(schema.Fields))
-	for i, f := range schema.Fields {
-		fieldIdx[f.Name] = i
-	}
+	return mp, nil
+}
 
-	var errs []error
-	bad := func(pos, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s: %s", m.name(), pos, fmt.Sprintf(format, args...)))
-	}
+// builder is New at work: the plans it has made so far, by the mapping's rules and
+// constants, and every problem found, so that all are reported together.
+type builder struct {
+	schema     sink.Schema
+	m          *Mapping
+	mp         *Mapper
+	fieldIdx   map[string]int   // schema field -> its index
+	rules      map[string]*plan // the mapping's rules, by source name
+	ruleOrder  []*plan          // the same, in the mapping's order
+	rulePos    map[*plan]string // where each rule is in the mapping, for messages
+	constField map[string]string
+	errs       []error
+}
 
-	key, keyFrom := matchKey(schema, m, opts)
+// bad notes a problem of the mapping at pos.
+func (b *builder) bad(pos, format string, args ...any) {
+	b.errs = append(b.errs, fmt.Errorf("%s: %s: %s", b.m.name(), pos, fmt.Sprintf(format, args...)))
+}
+
+// chooseMatchKey sets the match key, which must be an identity key of the schema.
+func (b *builder) chooseMatchKey(opts Options) error {
+	key, keyFrom := matchKey(b.schema, b.m, opts)
 	switch {
 	case key == "":
-		return nil, fmt.Errorf("no match key: the schema has no primary key; give one of its identity keys (%s)", strings.Join(schema.IdentityKeys, ", "))
-	case !schema.IsIdentityKey(key) && key != schema.PrimaryKey:
-		return nil, fmt.Errorf("match key %q%s is not an identity key of %s (use one of %s)", key, keyFrom, mp.object, strings.Join(schema.IdentityKeys, ", "))
+		return fmt.Errorf("no match key: the schema has no primary key; give one of its identity keys (%s)", strings.Join(b.schema.IdentityKeys, ", "))
+	case !b.schema.IsIdentityKey(key) && key != b.schema.PrimaryKey:
+		return fmt.Errorf("match key %q%s is not an identity key of %s (use one of %s)", key, keyFrom, b.mp.object, strings.Join(b.schema.IdentityKeys, ", "))
 	}
-	mp.matchKey = key
+	b.mp.matchKey = key
+	return nil
+}
 
-	// Plans for the rules, by source name.
-	rules := make(map[string]*plan)
-	var ruleOrder []*plan
-	rulePos := make(map[*plan]string)
-	if m != nil {
-		for i := range m.Rules {
-			r := &m.Rules[i]
-			p := &plan{source: r.Source, drop: r.Drop}
-			rules[r.Source] = p
-			ruleOrder = append(ruleOrder, p)
-			rulePos[p] = r.Pos
-			if r.Drop {
-				continue
-			}
-			typ, found := schema.FieldType(r.Field)
-			if !found {
-				bad(r.Pos, "field %q is not a field of %s%s", r.Field, mp.object, didYouMean(r.Field, mp.fields))
-				continue
-			}
-			if r.Type != "" && r.Type != typ {
-				bad(r.Pos, "source %q: type %s does not match field %s, which is %s in the schema", r.Source, r.Type, r.Field, typ)
-			}
-			p.field, p.fieldIdx, p.kind = r.Field, fieldIdx[r.Field], kindOf(typ)
-			for _, t := range r.Transforms {
-				p.trans = append(p.trans, transformNames[t])
-			}
-			if (r.Layout != "" || r.Timezone != "") && p.kind != kDatetime && p.kind != kDate {
-				bad(r.Pos, "source %q: layout and timezone apply to datetime and date fields; %s is %s", r.Source, r.Field, typ)
-				continue
-			}
-			if r.Timezone != "" && p.kind == kDate {
-				bad(r.Pos, "source %q: timezone applies to datetime fields; %s is a date", r.Source, r.Field)
-				continue
-			}
-			if p.kind == kDatetime || p.kind == kDate {
-				p.time = &timeSpec{layout: r.Layout, zoneTxt: r.Timezone}
-				p.time.zoned, p.time.abbrev = layoutZone(r.Layout)
-				if r.Timezone != "" {
-					p.time.loc, _ = loadZone(r.Timezone) // checked by m.check
-				}
-				if p.kind == kDatetime && r.Layout != "" && !p.time.zoned && r.Timezone == "" {
-					bad(r.Pos, "source %q: layout %q has no zone offset: add a timezone (e.g. timezone: America/New_York) to localize its times", r.Source, r.Layout)
-				}
-			}
-		}
+// planRules makes a plan of each of the mapping's rules: its field, type, transforms and
+// time layout.
+func (b *builder) planRules() {
+	b.rules, b.rulePos = make(map[string]*plan), make(map[*plan]string)
+	if b.m == nil {
+		return
 	}
-	defaultPlan := func(name string) *plan {
-		i, found := fieldIdx[name]
+	for i := range b.m.Rules {
+		r := &b.m.Rules[i]
+		p := &plan{source: r.Source, drop: r.Drop}
+		b.rules[r.Source] = p
+		b.ruleOrder = append(b.ruleOrder, p)
+		b.rulePos[p] = r.Pos
+		if r.Drop {
+			continue
+		}
+		typ, found := b.schema.FieldType(r.Field)
 		if !found {
-			return nil
+			b.bad(r.Pos, "field %q is not a field of %s%s", r.Field, b.mp.object, didYouMean(r.Field, b.mp.fields))
+			continue
 		}
-		f := schema.Fields[i]
-		p := &plan{source: name, field: name, fieldIdx: i, kind: kindOf(f.Type)}
-		if p.kind == kDatetime || p.kind == kDate {
-			p.time = &timeSpec{}
+		if r.Type != "" && r.Type != typ {
+			b.bad(r.Pos, "source %q: type %s does not match field %s, which is %s in the schema", r.Source, r.Type, r.Field, typ)
 		}
-		return p
+		p.field, p.fieldIdx, p.kind = r.Field, b.fieldIdx[r.Field], kindOf(typ)
+		for _, t := range r.Transforms {
+			p.trans = append(p.trans, transformNames[t])
+		}
+		b.planTime(p, r, typ)
 	}
-	finish := func(p *plan) {
-		if p.drop {
-			return
-		}
-		p.isKey = p.field == key
-		p.prefix = appendString(nil, p.field)
-		p.prefix = append(p.prefix, ':')
-	}
+}
 
-	// Constants, pre-encoded.
-	constField := make(map[string]string)
-	if m != nil {
-		for _, c := range m.Constants {
-			typ, found := schema.FieldType(c.Field)
-			if !found {
-				bad(c.Pos, "constant field %q is not a field of %s%s", c.Field, mp.object, didYouMean(c.Field, mp.fields))
-				continue
-			}
-			if c.Type != "" && c.Type != typ {
-				bad(c.Pos, "constant %s: type %s does not match the schema, where %s is %s", c.Field, c.Type, c.Field, typ)
-				continue
-			}
-			if c.Field == key {
-				bad(c.Pos, "constant %s sets the match key: every record would match one profile; take the key from the data", c.Field)
-				continue
-			}
-			k := kindOf(typ)
-			if len(mp.consts) > 0 {
-				mp.consts = append(mp.consts, ',')
-			}
-			mp.consts = appendString(mp.consts, c.Field)
-			mp.consts = append(mp.consts, ':')
-			var r reason
-			mp.consts, r = appendValue(mp.consts, k, c.Value, &timeSpec{})
-			if r != ok {
-				bad(c.Pos, "constant %s: %s", c.Field, expectation(k, nil, r, c.Value))
-			}
-			constField[c.Field] = c.Pos
-			mp.constIdx = append(mp.constIdx, fieldIdx[c.Field])
-		}
+// planTime gives the plan of rule r, of a field of type typ, its time layout and zone.
+func (b *builder) planTime(p *plan, r *Rule, typ string) {
+	if (r.Layout != "" || r.Timezone != "") && p.kind != kDatetime && p.kind != kDate {
+		b.bad(r.Pos, "source %q: layout and timezone apply to datetime and date fields; %s is %s", r.Source, r.Field, typ)
+		return
 	}
+	if r.Timezone != "" && p.kind == kDate {
+		b.bad(r.Pos, "source %q: timezone applies to datetime fields; %s is a date", r.Source, r.Field)
+		return
+	}
+	if p.kind != kDatetime && p.kind != kDate {
+		return
+	}
+	p.time = &timeSpec{layout: r.Layout, zoneTxt: r.Timezone}
+	p.time.zoned, p.time.abbrev = layoutZone(r.Layout)
+	if r.Timezone != "" {
+		p.time.loc, _ = loadZone(r.Timezone) // checked by m.check
+	}
+	if p.kind == kDatetime && r.Layout != "" && !p.time.zoned && r.Timezone == "" {
+		b.bad(r.Pos, "source %q: layout %q has no zone offset: add a timezone (e.g. timezone: America/New_York) to localize its times", r.Source, r.Layout)
+	}
+}
 
-	if format == source.JSONL {
-		mp.members = make(map[string]*plan)
-		for _, f := range schema.Fields {
-			if p := defaultPlan(f.Name); p != nil {
-				mp.members[f.Name] = p
-			}
+// defaultPlan is the plan of a column or member named like a schema field, without a rule;
+// nil if no field has the name.
+func (b *builder) defaultPlan(name string) *plan {
+	i, found := b.fieldIdx[name]
+	if !found {
+		return nil
+	}
+	p := &plan{source: name, field: name, fieldIdx: i, kind: kindOf(b.schema.Fields[i].Type)}
+	if p.kind == kDatetime || p.kind == kDate {
+		p.time = &timeSpec{}
+	}
+	return p
+}
+
+// finish completes a plan that is used: whether it fills the match key, and its field's
+// name as encoded.
+func (b *builder) finish(p *plan) {
+	if p.drop {
+		return
+	}
+	p.isKey = p.field == b.mp.matchKey
+	p.prefix = appendString(nil, p.field)
+	p.prefix = append(p.prefix, ':')
+}
+
+// encodeConstants checks the mapping's constants and encodes them once, for every body.
+func (b *builder) encodeConstants() {
+	b.constField = make(map[string]string)
+	if b.m == nil {
+		return
+	}
+	mp := b.mp
+	for _, c := range b.m.Constants {
+		typ, found := b.schema.FieldType(c.Field)
+		if !found {
+			b.bad(c.Pos, "constant field %q is not a field of %s%s", c.Field, mp.object, didYouMean(c.Field, mp.fields))
+			continue
 		}
-		for _, p := range ruleOrder {
-			mp.members[p.source] = p
-			if _, dup := constField[p.field]; dup && !p.drop {
-				bad(rulePos[p], "source %q fills field %s, which constant at %s also sets", p.source, p.field, constField[p.field])
-			}
+		if c.Type != "" && c.Type != typ {
+			b.bad(c.Pos, "constant %s: type %s does not match the schema, where %s is %s", c.Field, c.Type, c.Field, typ)
+			continue
 		}
-		for _, p := range mp.members {
-			finish(p)
+		if c.Field == mp.matchKey {
+			b.bad(c.Pos, "constant %s sets the match key: every record would match one profile; take the key from the data", c.Field)
+			continue
 		}
-		mp.seen = make([]uint32, len(schema.Fields))
-	} else {
-		var unknown []UnknownColumn
-		used := make(map[*plan]bool)
-		target := make(map[string]string) // field -> the column that fills it
-		for name, pos := range constField {
-			target[name] = "constant at " + pos
+		k := kindOf(typ)
+		if len(mp.consts) > 0 {
+			mp.consts = append(mp.consts, ',')
 		}
-		for _, col := range header {
-			p := rules[col]
-			if p != nil {
-				used[p] = true
-			} else if p = defaultPlan(col); p == nil {
-				unknown = append(unknown, UnknownColumn{Name: col})
-				mp.cols = append(mp.cols, plan{source: col, drop: true})
-				continue
-			}
-			finish(p)
-			if !p.drop {
-				if prev, dup := target[p.field]; dup {
-					errs = append(errs, fmt.Errorf("column %q and %s both fill field %s: map or drop one of them in --mapping", col, prev, p.field))
-				}
-				target[p.field] = fmt.Sprintf("column %q", col)
-			}
-			mp.cols = append(mp.cols, *p)
+		mp.consts = appendString(mp.consts, c.Field)
+		mp.consts = append(mp.consts, ':')
+		var r reason
+		mp.consts, r = appendValue(mp.consts, k, c.Value, &timeSpec{})
+		if r != ok {
+			b.bad(c.Pos, "constant %s: %s", c.Field, expectation(k, nil, r, c.Value))
 		}
-		for _, p := range ruleOrder {
-			if !used[p] {
-				bad(rulePos[p], "source %q is not a column of the input%s", p.source, didYouMean(p.source, header))
-			}
-		}
-		if len(unknown) > 0 {
-			// Suggest fields that no column fills yet.
-			var free []string
-			for _, f := range mp.fields {
-				if _, taken := target[f]; !taken {
-					free = append(free, f)
-				}
-			}
-			for i := range unknown {
-				unknown[i].Suggestion = suggest(unknown[i].Name, free)
-			}
-			if err := oneColumn(header, format); err != nil {
-				errs = append(errs, err)
-			} else {
-				errs = append(errs, &UnknownColumnsError{Object: mp.object, Kind: "column", Columns: unknown, sheet: mp.sheet})
-			}
-		} else if _, found := target[key]; !found && len(errs) == 0 {
-			errs = append(errs, fmt.Errorf("no column fills the match key %s: map a column to it (field: %s) in --mapping or match on another identity key", key, key))
+		b.constField[c.Field] = c.Pos
+		mp.constIdx = append(mp.constIdx, b.fieldIdx[c.Field])
+	}
+}
+
+// planMembers plans JSONL records by member name: a member named like a field fills it,
+// a rule renames or drops one. Unknown members are found per record.
+func (b *builder) planMembers() {
+	mp := b.mp
+	mp.members = make(map[string]*plan)
+	for _, f := range b.schema.Fields {
+		if p := b.defaultPlan(f.Name); p != nil {
+			mp.members[f.Name] = p
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+	for _, p := range b.ruleOrder {
+		mp.members[p.source] = p
+		if _, dup := b.constField[p.field]; dup && !p.drop {
+			b.bad(b.rulePos[p], "source %q fills field %s, which constant at %s also sets", p.source, p.field, b.constField[p.field])
+		}
 	}
-	mp.tail = append(mp.tail, `},"matchKey":`...)
-	mp.tail = appendString(mp.tail, key)
-	mp.tail = append(mp.tail, '}')
-	return mp, nil
+	for _, p := range mp.members {
+		b.finish(p)
+	}
+	mp.seen = make([]uint32, len(b.schema.Fields))
+}
+
+// planColumns plans a CSV or TSV input by its header: each column by its rule or its
+// name. Unknown columns, rules of no column, two columns for one field and a match key
+// no column fills are problems.
+func (b *builder) planColumns(header []string, format source.Format) {
+	mp := b.mp
+	var unknown []UnknownColumn
+	used := make(map[*plan]bool)
+	target := make(map[string]string) // field -> the column that fills it
+	for name, pos := range b.constField {
+		target[name] = "constant at " + pos
+	}
+	for _, col := range header {
+		p := b.rules[col]
+		if p != nil {
+			used[p] = true
+		} else if p = b.defaultPlan(col); p == nil {
+			unknown = append(unknown, UnknownColumn{Name: col})
+			mp.cols = append(mp.cols, plan{source: col, drop: true})
+			continue
+		}
+		b.finish(p)
+		if !p.drop {
+			if prev, dup := target[p.field]; dup {
+				b.errs = append(b.errs, fmt.Errorf("column %q and %s both fill field %s: map or drop one of them in --mapping", col, prev, p.field))
+			}
+			target[p.field] = fmt.Sprintf("column %q", col)
+		}
+		mp.cols = append(mp.cols, *p)
+	}
+	for _, p := range b.ruleOrder {
+		if !used[p] {
+			b.bad(b.rulePos[p], "source %q is not a column of the input%s", p.source, didYouMean(p.source, header))
+		}
+	}
+	if len(unknown) > 0 {
+		b.unknownColumns(unknown, target, header, format)
+	} else if _, found := target[mp.matchKey]; !found && len(b.errs) == 0 {
+		b.errs = append(b.errs, fmt.Errorf("no column fills the match key %s: map a column to it (field: %s) in --mapping or match on another identity key", mp.matchKey, mp.matchKey))
+	}
+}
+
+// unknownColumns reports the columns no rule or field takes, each with the field it may
+// be meant for among those no column fills yet (target).
+func (b *builder) unknownColumns(unknown []UnknownColumn, target map[string]string, header []string, format source.Format) {
+	var free []string
+	for _, f := range b.mp.fields {
+		if _, taken := target[f]; !taken {
+			free = append(free, f)
+		}
+	}
+	for i := range unknown {
+		unknown[i].Suggestion = suggest(unknown[i].Name, free)
+	}
+	if err := oneColumn(header, format); err != nil {
+		b.errs = append(b.errs, err)
+		return
+	}
+	b.errs = append(b.errs, &UnknownColumnsError{Object: b.mp.object, Kind: "column", Columns: unknown, sheet: b.mp.sheet})
 }
 
 // oneColumn explains a header that is one column holding a common delimiter other than the
