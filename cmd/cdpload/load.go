@@ -96,28 +96,17 @@ func wantsJSONLogs(args []string, getenv func(string) string) bool {
 // metrics at the end, whatever the outcome.
 func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer, sigs <-chan os.Signal) (err error) {
 	validate := cmd == "validate"
-
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var caught atomic.Value // the os.Signal that stopped the run
-	stopSignals := make(chan struct{})
-	defer close(stopSignals)
-	go func() {
-		select {
-		case s := <-sigs:
-			caught.Store(s)
-			logger.Warn("stopping: finishing requests in flight, then writing the checkpoint", "signal", s.String(), "drainTimeout", o.drainTimeout.String())
-			cancel()
-		case <-stopSignals:
-			return
+	caught, stopWatching := watchSignals(sigs, cancel, o.drainTimeout, logger)
+	defer stopWatching()
+	// interrupted is err, or the signal that stopped the run once one has.
+	interrupted := func(err error) error {
+		if sig := caught(); sig != nil && err != nil {
+			return &signalError{sig: sig}
 		}
-		select {
-		case s := <-sigs:
-			logger.Error("second signal: exiting at once; the last checkpoint still holds", "signal", s.String())
-			os.Exit(exitCodeFor(s))
-		case <-stopSignals:
-		}
-	}()
+		return err
+	}
 
 	var m *metrics
 	if o.metricsAddr != "" || o.pushgateway != "" {
@@ -128,12 +117,6 @@ func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer
 	}
 	base, err := o.config(validate, logger)
 	if err != nil {
-		return err
-	}
-	interrupted := func(err error) error {
-		if sig, ok := caught.Load().(os.Signal); ok && err != nil {
-			return &signalError{sig: sig}
-		}
 		return err
 	}
 	client, err := o.inputClient()
@@ -181,21 +164,76 @@ func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer
 		return interrupted(err)
 	}
 	if o.cpuProfile != "" {
-		f, err := os.OpenFile(o.cpuProfile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		stop, err := startCPUProfile(o.cpuProfile)
 		if err != nil {
-			return &usageError{msg: fmt.Sprintf("--cpuprofile: %v", err)}
+			return err
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("--cpuprofile: %w", err)
-		}
-		defer pprof.StopCPUProfile()
+		defer stop()
 	}
-	var rejected bool
-	var unkeyed int64 // rows without a readable match-key value, for --removed
+	rejected, unkeyed, err := o.loadEach(ctx, inputs, m, run, interrupted, logger, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	if o.removed != "" && inputs[0].cfg.Skip != nil { // not with --validate: nothing is recorded
+		if err := o.writeRemoved(ctx, inputs, unkeyed, logger); err != nil {
+			return err
+		}
+	}
+	if rejected {
+		return errRejected
+	}
+	return nil
+}
+
+// watchSignals cancels the run on the first of sigs, after which caught returns it; a
+// second signal ends the process at once. stop ends the watch.
+func watchSignals(sigs <-chan os.Signal, cancel func(), drainTimeout time.Duration, logger *slog.Logger) (caught func() os.Signal, stop func()) {
+	var first atomic.Value // the os.Signal that stopped the run
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-sigs:
+			first.Store(s)
+			logger.Warn("stopping: finishing requests in flight, then writing the checkpoint", "signal", s.String(), "drainTimeout", drainTimeout.String())
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case s := <-sigs:
+			logger.Error("second signal: exiting at once; the last checkpoint still holds", "signal", s.String())
+			os.Exit(exitCodeFor(s))
+		case <-done:
+		}
+	}()
+	caught = func() os.Signal {
+		s, _ := first.Load().(os.Signal)
+		return s
+	}
+	return caught, func() { close(done) }
+}
+
+// startCPUProfile writes a CPU profile of the run to path (--cpuprofile) until stop.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, &usageError{msg: fmt.Sprintf("--cpuprofile: %v", err)}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// loadEach loads the inputs one after another, each reported as it ends, and says whether
+// any row was rejected and how many rows had no readable match-key value. A signal
+// between inputs, or an input that stops, ends it.
+func (o *options) loadEach(ctx context.Context, inputs []*input, m *metrics, run *runSummary, interrupted func(error) error,
+	logger *slog.Logger, stdout, stderr io.Writer) (rejected bool, unkeyed int64, err error) {
 	for _, in := range inputs {
 		if err := interrupted(ctx.Err()); err != nil {
-			return err // a signal between files: the next ones are not started
+			return rejected, unkeyed, err // a signal between files: the next ones are not started
 		}
 		cfg := in.cfg
 		if m != nil {
@@ -212,49 +250,47 @@ func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer
 			if run != nil {
 				run.add(sum)
 			}
-			switch {
-			case sum.Status == loader.StatusFailed:
-				// It never started: the error says why, a summary of nothing would not.
-			case o.logFormat == "json":
-				sum.Log(logger) // one JSON object per line, as a log collector wants
-			default:
-				sum.WriteText(stderr)
-			}
-			switch o.summary {
-			case "":
-			case "-":
-				if werr := writeSummaryLine(stdout, sum); werr != nil {
-					logger.Error("writing the summary", "err", werr)
-				}
-			default:
-				if werr := sum.WriteJSONFile(summaryPath(o.summary, inputBase(in.arg), len(inputs))); werr != nil {
-					logger.Error("writing the summary", "err", werr)
-				}
-			}
+			o.report(sum, in, len(inputs), logger, stdout, stderr)
 			// A resumed file that finishes counts the rows its earlier runs rejected too.
 			rejected = rejected || sum.Rejected+sum.Held > 0 ||
 				(sum.Status == loader.StatusFinished && sum.TotalRejected > 0)
 		}
 		if errors.Is(err, loader.ErrTooManyRejects) {
-			return fmt.Errorf("%w; --max-errors stopped the run: look at the rejects and the input, then run again to resume", err)
+			return rejected, unkeyed, fmt.Errorf("%w; --max-errors stopped the run: look at the rejects and the input, then run again to resume", err)
 		}
 		if err != nil {
 			stop := interrupted(err)
 			if stop == err && sum != nil && sum.Error != "" && sum.Status != loader.StatusFailed && o.logFormat != "json" {
-				return &loggedError{err: err} // the summary's "stopped:" line said it
+				return rejected, unkeyed, &loggedError{err: err} // the summary's "stopped:" line said it
 			}
-			return stop
+			return rejected, unkeyed, stop
 		}
 	}
-	if o.removed != "" && inputs[0].cfg.Skip != nil { // not with --validate: nothing is recorded
-		if err := o.writeRemoved(ctx, inputs, unkeyed, logger); err != nil {
-			return err
-		}
+	return rejected, unkeyed, nil
+}
+
+// report writes an input's summary: to standard error as text or a JSON log line, and
+// with --summary to its file or as a line of standard output. n is the run's inputs.
+func (o *options) report(sum *loader.Summary, in *input, n int, logger *slog.Logger, stdout, stderr io.Writer) {
+	switch {
+	case sum.Status == loader.StatusFailed:
+		// It never started: the error says why, a summary of nothing would not.
+	case o.logFormat == "json":
+		sum.Log(logger) // one JSON object per line, as a log collector wants
+	default:
+		sum.WriteText(stderr)
 	}
-	if rejected {
-		return errRejected
+	var werr error
+	switch o.summary {
+	case "":
+	case "-":
+		werr = writeSummaryLine(stdout, sum)
+	default:
+		werr = sum.WriteJSONFile(summaryPath(o.summary, inputBase(in.arg), n))
 	}
-	return nil
+	if werr != nil {
+		logger.Error("writing the summary", "err", werr)
+	}
 }
 
 // removedPath is where --removed writes: with --shard, the shard's tag goes before the
