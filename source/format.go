@@ -2,6 +2,7 @@ package source
 
 import (
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 	"unicode/utf8"
@@ -25,6 +26,8 @@ type Options struct {
 	MaxRecordBytes int64
 	// SpillDir is the folder for spills; empty is the system's temporary folder.
 	SpillDir string
+	// Stdin is what the path "-" reads: the process's standard input, as the caller has it.
+	Stdin io.Reader
 }
 
 // DefaultMaxRecordBytes is the record size limit a command line gives by default: the

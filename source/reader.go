@@ -32,8 +32,8 @@ type decoder interface {
 	at() Position
 }
 
-// Open opens the file at path for reading records. The path "-" reads standard input;
-// then from must be the zero Position, since standard input cannot be read again.
+// Open opens the file at path for reading records. The path "-" reads opts.Stdin, the
+// standard input; then from must be the zero Position, since it cannot be read again.
 //
 // A non-zero from resumes a read after record from.Num: a plain file is read from
 // from.Offset on (the CSV header is still read from the start), a compressed or
@@ -46,7 +46,10 @@ func Open(path string, opts Options, from Position) (*Reader, error) {
 		if from != (Position{}) {
 			return nil, fmt.Errorf("stdin: cannot resume from standard input; give the file's name")
 		}
-		return newReader(os.Stdin, "-", opts, from, 0)
+		if opts.Stdin == nil {
+			return nil, errors.New("stdin: no standard input given (Options.Stdin)")
+		}
+		return newReader(opts.Stdin, "-", opts, from, 0)
 	}
 	f, err := os.Open(path)
 	if err != nil {

@@ -205,10 +205,10 @@ func TestOpenStdin(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	stdin := os.Stdin
-	os.Stdin = f
-	defer func() { os.Stdin = stdin }()
-	r, err := Open("-", Options{Format: JSONL}, Position{})
+	if _, err := Open("-", Options{Format: JSONL}, Position{}); err == nil {
+		t.Error("standard input read without being given")
+	}
+	r, err := Open("-", Options{Format: JSONL, Stdin: f}, Position{})
 	if err != nil {
 		t.Fatal(err)
 	}

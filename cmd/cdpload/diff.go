@@ -5,8 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"os"
 
 	"cdpload/loader"
 	"cdpload/remote"
@@ -14,8 +12,9 @@ import (
 
 // runDiff is `cdpload diff`: for each input, how its rows compare with the digest store a
 // load with --skip-unchanged would use, sending nothing.
-func runDiff(args []string, stdout, stderr io.Writer) error {
-	o, err := parseFlags("diff", args, stderr, os.Getenv)
+func runDiff(args []string, e proc) error {
+	stdout, stderr := e.stdout, e.stderr
+	o, err := parseFlags("diff", args, stderr, e.getenv)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}

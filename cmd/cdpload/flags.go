@@ -23,6 +23,8 @@ import (
 // environment as CDPLOAD_<FLAG> (upper case, dashes as underscores); a flag on the command
 // line wins over the environment.
 type options struct {
+	getenv func(string) string // the environment the flags were read from; the token comes from it
+
 	baseURL    string
 	tokenFile  string
 	schemaFile string
@@ -173,7 +175,7 @@ func parseFlags(cmd string, args []string, out io.Writer, getenv func(string) st
 			break
 		}
 	}
-	o := &options{}
+	o := &options{getenv: getenv}
 	fs := newFlagSet(cmd, o, out)
 	o.skipUnchanged = cmd == "diff" // diff compares as --skip-unchanged does
 	for {

@@ -144,7 +144,7 @@ func flagsDoc(t *testing.T) string {
 		"fails while it differs from `--help`.\n")
 	for _, args := range [][]string{{"help"}, {"load", "--help"}, {"validate", "--help"}, {"diff", "--help"}, {"merge-rejects", "--help"}} {
 		var out, errb bytes.Buffer
-		if err := run(args, strings.NewReader(""), &out, &errb, nil); err != nil {
+		if err := run(args, proc{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}); err != nil {
 			t.Fatalf("cdpload %s: %v", strings.Join(args, " "), err)
 		}
 		fmt.Fprintf(&doc, "\n## cdpload %s\n\n```text\n%s```\n", strings.Join(args, " "), out.String()+errb.String())

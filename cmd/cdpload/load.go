@@ -36,14 +36,15 @@ import (
 // runLoad runs `cdpload load` or `cdpload validate` over each file in turn. The first
 // signal stops the current file cleanly (and the files after it are not started); a
 // second one ends the process at once.
-func runLoad(cmd string, args []string, stdin io.Reader, stdout, stderr io.Writer, sigs <-chan os.Signal) error {
+func runLoad(cmd string, args []string, e proc) error {
+	stderr := e.stderr
 	flagOut := stderr
 	var usage bytes.Buffer
-	jsonLogs := wantsJSONLogs(args, os.Getenv)
+	jsonLogs := wantsJSONLogs(args, e.getenv)
 	if jsonLogs {
 		flagOut = &usage // a log collector gets one JSON line for a flag error, not the usage
 	}
-	o, err := parseFlags(cmd, args, flagOut, os.Getenv)
+	o, err := parseFlags(cmd, args, flagOut, e.getenv)
 	if errors.Is(err, flag.ErrHelp) {
 		stderr.Write(usage.Bytes())
 		return nil
@@ -55,7 +56,7 @@ func runLoad(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 		}
 		return err
 	}
-	if o.skipUnchanged && os.Getenv("GOMEMLIMIT") == "" {
+	if o.skipUnchanged && e.getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(memoryLimitWithDigests)
 	}
 	o.progress = progressMode(o.progress, stderr)
@@ -64,7 +65,7 @@ func runLoad(cmd string, args []string, stdin io.Reader, stdout, stderr io.Write
 		logw = &lineClearer{w: stderr} // a log line replaces the bar, which redraws below it
 	}
 	logger := newLogger(o.logFormat, logw)
-	err = o.load(cmd, logger, stdout, stderr, sigs)
+	err = o.load(cmd, logger, e)
 	if err != nil && o.logFormat == "json" && !errors.Is(err, errRejected) {
 		logger.Error("cdpload stopped", "err", err.Error(), "exitCode", exitCode(err))
 		return &loggedError{err: err}
@@ -94,11 +95,11 @@ func wantsJSONLogs(args []string, getenv func(string) string) bool {
 
 // load runs the files of o one after another. With --pushgateway it pushes the run's
 // metrics at the end, whatever the outcome.
-func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer, sigs <-chan os.Signal) (err error) {
-	validate := cmd == "validate"
+func (o *options) load(cmd string, logger *slog.Logger, e proc) (err error) {
+	validate, stdout, stderr := cmd == "validate", e.stdout, e.stderr
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	caught, stopWatching := watchSignals(sigs, cancel, o.drainTimeout, logger)
+	caught, stopWatching := watchSignals(e.signals, e.exit, cancel, o.drainTimeout, logger)
 	defer stopWatching()
 	// interrupted is err, or the signal that stopped the run once one has.
 	interrupted := func(err error) error {
@@ -119,6 +120,7 @@ func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
+	base.Source.Stdin = e.stdin
 	client, err := o.inputClient()
 	if err != nil {
 		return err
@@ -186,8 +188,8 @@ func (o *options) load(cmd string, logger *slog.Logger, stdout, stderr io.Writer
 }
 
 // watchSignals cancels the run on the first of sigs, after which caught returns it; a
-// second signal ends the process at once. stop ends the watch.
-func watchSignals(sigs <-chan os.Signal, cancel func(), drainTimeout time.Duration, logger *slog.Logger) (caught func() os.Signal, stop func()) {
+// second signal ends the process at once with exit. stop ends the watch.
+func watchSignals(sigs <-chan os.Signal, exit func(int), cancel func(), drainTimeout time.Duration, logger *slog.Logger) (caught func() os.Signal, stop func()) {
 	var first atomic.Value // the os.Signal that stopped the run
 	done := make(chan struct{})
 	go func() {
@@ -202,7 +204,7 @@ func watchSignals(sigs <-chan os.Signal, cancel func(), drainTimeout time.Durati
 		select {
 		case s := <-sigs:
 			logger.Error("second signal: exiting at once; the last checkpoint still holds", "signal", s.String())
-			os.Exit(exitCodeFor(s))
+			exit(exitCodeFor(s))
 		case <-done:
 		}
 	}()
@@ -481,7 +483,7 @@ func (o *options) connect(validate bool) (loader.Sender, func(context.Context) (
 	if validate && o.schemaFile != "" {
 		return nil, o.schemaSource(nil), nil
 	}
-	token, err := o.readToken(os.Getenv)
+	token, err := o.readToken(o.getenv)
 	if err != nil {
 		if validate && o.tokenFile == "" {
 			err = &usageError{msg: "validate needs the schema: give --schema FILE, or a token (CDP_TOKEN or --token-file) to fetch it from the API"}

@@ -54,8 +54,20 @@ func main() {
 	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	err := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, sigs)
+	err := run(os.Args[1:], proc{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr,
+		getenv: os.Getenv, signals: sigs, exit: os.Exit})
 	os.Exit(exitCode(err))
+}
+
+// proc is what the command is given of its process: its standard streams, its
+// environment, the signals it gets and how it ends at once. main passes the process's;
+// a test passes its own, and the command reaches for nothing else.
+type proc struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	signals        <-chan os.Signal // nil: none come
+	exit           func(code int)   // ends the process at once, on a second signal
 }
 
 // errRejected says the run finished with rows in the rejects.
@@ -107,7 +119,8 @@ func exitCode(err error) int {
 
 // run is the whole command. It writes its messages to stderr and returns the error that
 // decides the exit code.
-func run(args []string, stdin io.Reader, stdout, stderr io.Writer, sigs <-chan os.Signal) error {
+func run(args []string, e proc) error {
+	stdout, stderr := e.stdout, e.stderr
 	if len(args) == 0 {
 		fmt.Fprint(stderr, mainUsage)
 		return &usageError{msg: "no command given"}
@@ -116,9 +129,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, sigs <-chan o
 	var err error
 	switch cmd {
 	case "load", "validate":
-		err = runLoad(cmd, rest, stdin, stdout, stderr, sigs)
+		err = runLoad(cmd, rest, e)
 	case "diff":
-		err = runDiff(rest, stdout, stderr)
+		err = runDiff(rest, e)
 	case "merge-rejects":
 		err = runMergeRejects(rest, stderr)
 	case "version", "--version", "-version":
