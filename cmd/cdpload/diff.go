@@ -18,6 +18,9 @@ func runDiff(args []string, e proc) error {
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}
+	if err == nil {
+		err = o.expandInputs()
+	}
 	if err != nil {
 		return err
 	}

@@ -163,8 +163,9 @@ func printFlags(out io.Writer, fs *flag.FlagSet) {
 	})
 }
 
-// parseFlags reads args and then the environment into o. Flags may come before or after
-// the files. getenv is os.Getenv outside tests.
+// parseFlags reads args and then the environment into o, and checks them, without
+// looking at the file system (expandInputs does). Flags may come before or after the
+// files. getenv is the command's environment.
 func parseFlags(cmd string, args []string, out io.Writer, getenv func(string) string) (*options, error) {
 	for _, a := range args {
 		name := strings.TrimLeft(strings.SplitN(a, "=", 2)[0], "-")
@@ -190,10 +191,6 @@ func parseFlags(cmd string, args []string, out io.Writer, getenv func(string) st
 		}
 		o.files = append(o.files, fs.Arg(0))
 		args = fs.Args()[1:]
-	}
-	var err error
-	if o.files, o.folders, err = expandFolders(o.files); err != nil {
-		return nil, err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -382,6 +379,17 @@ func shownInput(input string) string {
 		return remote.Redact(input)
 	}
 	return input
+}
+
+// expandInputs replaces each local folder among the inputs with the input files in it,
+// and checks the options again over them: a folder of several files is several inputs.
+// It is the one step of reading the command line that looks at the file system.
+func (o *options) expandInputs() error {
+	var err error
+	if o.files, o.folders, err = expandFolders(o.files); err != nil {
+		return err
+	}
+	return o.check()
 }
 
 // expandFolders replaces each local folder among inputs with the input files in it, in

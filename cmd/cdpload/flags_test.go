@@ -169,3 +169,27 @@ func TestFlagsDoc(t *testing.T) {
 		t.Errorf("%s differs from --help: run go test ./cmd/cdpload -run TestFlagsDoc -update", path)
 	}
 }
+
+// Reading the command line looks at no file; expandInputs then reads folders, and a
+// folder of several files is several inputs for the options' checks.
+func TestParseFlagsLooksAtNoFiles(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"a.csv", "b.jsonl", "notes.txt"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("customer_id\nX\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o, err := parseFlags("load", []string{"--checkpoint", filepath.Join(dir, "c.ckpt"), dir}, &bytes.Buffer{}, env(nil))
+	if err != nil || strings.Join(o.files, " ") != dir {
+		t.Fatalf("parseFlags: %v, files %v; want the folder as given", err, o.files)
+	}
+	err = o.expandInputs()
+	want := []string{filepath.Join(dir, "a.csv"), filepath.Join(dir, "b.jsonl")}
+	if strings.Join(o.files, " ") != strings.Join(want, " ") {
+		t.Errorf("expanded files %v, want %v", o.files, want)
+	}
+	var u *usageError
+	if !errors.As(err, &u) || !strings.Contains(err.Error(), "--checkpoint names one file's checkpoint") {
+		t.Errorf("--checkpoint with a folder of two inputs: %v, want a usage error", err)
+	}
+}

@@ -45,6 +45,9 @@ func runLoad(cmd string, args []string, e proc) error {
 		flagOut = &usage // a log collector gets one JSON line for a flag error, not the usage
 	}
 	o, err := parseFlags(cmd, args, flagOut, e.getenv)
+	if err == nil {
+		err = o.expandInputs()
+	}
 	if errors.Is(err, flag.ErrHelp) {
 		stderr.Write(usage.Bytes())
 		return nil
@@ -196,8 +199,8 @@ func watchSignals(sigs <-chan os.Signal, exit func(int), cancel func(), drainTim
 		select {
 		case s := <-sigs:
 			first.Store(s)
+			cancel() // before the log line: once it is read, the run is stopping
 			logger.Warn("stopping: finishing requests in flight, then writing the checkpoint", "signal", s.String(), "drainTimeout", drainTimeout.String())
-			cancel()
 		case <-done:
 			return
 		}

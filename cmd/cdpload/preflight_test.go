@@ -47,6 +47,9 @@ func TestCheckStateFiles(t *testing.T) {
 	} {
 		o, err := parseFlags("load", tc.args, &bytes.Buffer{}, env(nil))
 		if err == nil {
+			err = o.expandInputs()
+		}
+		if err == nil {
 			var inputs []*input
 			if inputs, err = o.openInputs(context.Background(), testBase(t, o), nil, nil, nil); err == nil {
 				err = o.checkStateFiles(inputs)
