@@ -68,10 +68,8 @@ func Diff(ctx context.Context, cfg Config, out string) (*DiffSummary, error) {
 	}
 
 	r := &run{cfg: cfg, mp: mp, digests: store}
-	lk := r.newLookup()
-	defer lk.close()
-	sent := map[string]digest.Sum{} // what this input's rows that would be sent leave
-	var buf []byte
+	d := &differ{r: r, lk: r.newLookup(), sum: sum, sent: map[string]digest.Sum{}}
+	defer d.lk.close()
 	for {
 		var rec source.Record
 		if len(ahead) > 0 {
@@ -84,54 +82,11 @@ func Diff(ctx context.Context, cfg Config, out string) (*DiffSummary, error) {
 		if sum.Read++; sum.Read%4096 == 0 && ctx.Err() != nil {
 			return sum, fmt.Errorf("%w: %w", ErrInterrupted, ctx.Err())
 		}
-		rec.Spill.Remove()
-		if rec.Err != nil {
-			if cfg.Shard.owns("", rec.Num) {
-				sum.Invalid++
-			} else {
-				sum.OtherShards++
-			}
-			continue
-		}
-		body, key, err := mp.Map(&rec, buf[:0])
-		buf = body
+		send, err := d.judge(&rec)
 		if err != nil {
-			key = mp.KeyOf(&rec)
-			if !cfg.Shard.owns(key, rec.Num) {
-				sum.OtherShards++
-				continue
-			}
-			sum.Invalid++
-			r.holds.add(key, rec.Num)
-			continue
+			return sum, err
 		}
-		if !cfg.Shard.owns(key, rec.Num) {
-			sum.OtherShards++
-			continue
-		}
-		if _, held := r.holds.behind(key, rec.Num); held {
-			sum.Held++
-			continue
-		}
-		j := &job{key: key, body: &buf}
-		unchanged, err := r.compare(lk, j)
-		if err != nil {
-			return sum, &StopError{Err: fmt.Errorf("%s: record %d: %w", cfg.Path, rec.Num, err)}
-		}
-		if s, ok := sent[key]; ok { // an earlier row of this input would have been accepted
-			unchanged, j.kind = j.sum == s, bodyChanged
-		}
-		if unchanged {
-			sum.Unchanged++
-			continue
-		}
-		if j.kind == bodyNew {
-			sum.New++
-		} else {
-			sum.Changed++
-		}
-		sent[key] = j.sum
-		if w != nil {
+		if send && w != nil {
 			w.Write(rec.Raw)
 			if !bytes.HasSuffix(rec.Raw, in.LineEnd()) {
 				w.Write(in.LineEnd())
@@ -139,6 +94,69 @@ func Diff(ctx context.Context, cfg Config, out string) (*DiffSummary, error) {
 		}
 	}
 	return sum, finish()
+}
+
+// differ compares an input's rows with the digest store as a load with --skip-unchanged
+// would, one after another, and counts them.
+type differ struct {
+	r    *run
+	lk   *lookup
+	sum  *DiffSummary
+	sent map[string]digest.Sum // what this input's rows that would be sent leave
+	buf  []byte
+}
+
+// judge counts rec as a load would finish it, and says whether the load would send it.
+func (d *differ) judge(rec *source.Record) (send bool, err error) {
+	r, sum := d.r, d.sum
+	rec.Spill.Remove()
+	if rec.Err != nil {
+		if r.cfg.Shard.owns("", rec.Num) {
+			sum.Invalid++
+		} else {
+			sum.OtherShards++
+		}
+		return false, nil
+	}
+	body, key, err := r.mp.Map(rec, d.buf[:0])
+	d.buf = body
+	if err != nil {
+		key = r.mp.KeyOf(rec)
+		if !r.cfg.Shard.owns(key, rec.Num) {
+			sum.OtherShards++
+			return false, nil
+		}
+		sum.Invalid++
+		r.holds.add(key, rec.Num)
+		return false, nil
+	}
+	if !r.cfg.Shard.owns(key, rec.Num) {
+		sum.OtherShards++
+		return false, nil
+	}
+	if _, held := r.holds.behind(key, rec.Num); held {
+		sum.Held++
+		return false, nil
+	}
+	j := &job{key: key, body: &d.buf}
+	unchanged, err := r.compare(d.lk, j)
+	if err != nil {
+		return false, &StopError{Err: fmt.Errorf("%s: record %d: %w", r.cfg.Path, rec.Num, err)}
+	}
+	if s, ok := d.sent[key]; ok { // an earlier row of this input would have been accepted
+		unchanged, j.kind = j.sum == s, bodyChanged
+	}
+	switch {
+	case unchanged:
+		sum.Unchanged++
+		return false, nil
+	case j.kind == bodyNew:
+		sum.New++
+	default:
+		sum.Changed++
+	}
+	d.sent[key] = j.sum
+	return true, nil
 }
 
 // diffOut creates out (when not "") with the input's header, and returns its writer and
