@@ -22,24 +22,14 @@ import (
 // are errors, and nothing is written then. encoding is the input's, as its load's
 // --encoding named it ("" for UTF-8), in which the rejects' header is read.
 func MergeRejects(out string, inputs []string, encoding string) (int64, error) {
-	if len(inputs) == 0 {
-		return 0, errors.New("no rejects file to merge")
-	}
-	parts := make([]*mergePart, 0, len(inputs))
+	parts, err := openMergeParts(inputs, encoding)
 	defer func() {
 		for _, p := range parts {
 			p.close()
 		}
 	}()
-	for _, in := range inputs {
-		p, err := openMergePart(in, encoding)
-		if err != nil {
-			return 0, err
-		}
-		parts = append(parts, p)
-		if !bytes.Equal(p.header, parts[0].header) {
-			return 0, fmt.Errorf("%s and %s have different headers: they are not rejects of one input", parts[0].path, in)
-		}
+	if err != nil {
+		return 0, err
 	}
 
 	rowsTmp, err := os.CreateTemp(filepath.Dir(out), ".cdpload-merge-*")
@@ -56,33 +46,9 @@ func MergeRejects(out string, inputs []string, encoding string) (int64, error) {
 	defer logTmp.Close()
 	rowsW, logW := bufio.NewWriterSize(rowsTmp, 64<<10), bufio.NewWriterSize(logTmp, 64<<10)
 
-	rowsW.Write(parts[0].header)
-	var n int64
-	for {
-		var low *mergePart // the part whose next row comes first
-		for _, p := range parts {
-			if p.entry == nil {
-				continue
-			}
-			if low != nil && p.entry.Row == low.entry.Row {
-				return 0, fmt.Errorf("row %d is in both %s and %s: merge the rejects of one run of each shard", p.entry.Row, low.path, p.path)
-			}
-			if low == nil || p.entry.Row < low.entry.Row {
-				low = p
-			}
-		}
-		if low == nil {
-			break
-		}
-		if _, err := io.CopyN(rowsW, low.rows, low.entry.Bytes); err != nil {
-			return 0, fmt.Errorf("%s: row %d: %w", low.path, low.entry.Row, noEOF(err))
-		}
-		logW.Write(low.line)
-		logW.WriteByte('\n')
-		n++
-		if err := low.next(); err != nil {
-			return 0, err
-		}
+	n, err := mergeRows(parts, rowsW, logW)
+	if err != nil {
+		return 0, err
 	}
 	files := []struct {
 		w   *bufio.Writer
@@ -112,6 +78,59 @@ func MergeRejects(out string, inputs []string, encoding string) (int64, error) {
 		return 0, fmt.Errorf("merged rejects %s: %w", out, err)
 	}
 	return n, nil
+}
+
+// openMergeParts opens the rejects files to merge, which must be of one input (one
+// header). The parts opened are returned with an error too, for the caller to close.
+func openMergeParts(inputs []string, encoding string) ([]*mergePart, error) {
+	if len(inputs) == 0 {
+		return nil, errors.New("no rejects file to merge")
+	}
+	parts := make([]*mergePart, 0, len(inputs))
+	for _, in := range inputs {
+		p, err := openMergePart(in, encoding)
+		if err != nil {
+			return parts, err
+		}
+		parts = append(parts, p)
+		if !bytes.Equal(p.header, parts[0].header) {
+			return parts, fmt.Errorf("%s and %s have different headers: they are not rejects of one input", parts[0].path, in)
+		}
+	}
+	return parts, nil
+}
+
+// mergeRows writes the parts' rows to rows and their log lines to log, in record order,
+// after the header, and returns how many. A row in two parts is an error.
+func mergeRows(parts []*mergePart, rows, log *bufio.Writer) (int64, error) {
+	rows.Write(parts[0].header)
+	var n int64
+	for {
+		var low *mergePart // the part whose next row comes first
+		for _, p := range parts {
+			if p.entry == nil {
+				continue
+			}
+			if low != nil && p.entry.Row == low.entry.Row {
+				return 0, fmt.Errorf("row %d is in both %s and %s: merge the rejects of one run of each shard", p.entry.Row, low.path, p.path)
+			}
+			if low == nil || p.entry.Row < low.entry.Row {
+				low = p
+			}
+		}
+		if low == nil {
+			return n, nil
+		}
+		if _, err := io.CopyN(rows, low.rows, low.entry.Bytes); err != nil {
+			return 0, fmt.Errorf("%s: row %d: %w", low.path, low.entry.Row, noEOF(err))
+		}
+		log.Write(low.line)
+		log.WriteByte('\n')
+		n++
+		if err := low.next(); err != nil {
+			return 0, err
+		}
+	}
 }
 
 // mergePart is one shard's rejects being merged: its rows file positioned at the row
