@@ -24,7 +24,6 @@ import (
 func prepare(ctx context.Context, cfg Config) (*run, error) {
 	r := &run{cfg: cfg, next: 1}
 	r.sum = Summary{Input: cfg.Path, Validate: cfg.Validate, Shard: cfg.Shard.String(), RejectsByReason: map[string]int64{}}
-	stdin := cfg.Path == "-"
 
 	format, err := formatOf(cfg)
 	if err != nil {
@@ -35,79 +34,36 @@ func prepare(ctx context.Context, cfg Config) (*run, error) {
 		return r, err
 	}
 	r.sum.Rejects, r.sum.RejectsLog = paths.Rejects, paths.RejectsLog
-
-	var from source.Position
-	fresh := true
-	var rowsSize, logSize int64
-	var id checkpoint.Identity
-	if !stdin && !cfg.Validate {
-		r.sum.Checkpoint = paths.Checkpoint
-		id, err = identify(cfg)
-		if err != nil {
-			return r, inputErr(cfg, err)
-		}
-		ck, err := openCheckpoint(paths.Checkpoint, id, cfg, format)
-		if err != nil {
-			return r, err
-		}
-		r.ckpt = ck
-		if ck.replaced {
-			cfg.Logger.Info("the checkpoint is of an earlier, finished file of this name: loading this one from the start",
-				"checkpoint", paths.Checkpoint)
-		}
-		st := &ck.state
-		if st.Done {
-			r.sum.Status = StatusAlreadyFinished
-			r.sum.TotalAccepted, r.sum.TotalRejected = st.Accepted, st.Rejected
-			return r, nil
-		}
-		if st.Watermark > 0 || ck.resumed {
-			fresh = false
-			r.sum.Resumed = st.Watermark > 0
-			r.sum.Skipped = st.Watermark
-			from = source.Position{Num: st.Watermark, Line: st.Line, Offset: st.Offset}
-			rowsSize, logSize = st.RejectsSize, st.LogSize
-		}
-		r.mark = rowPos{num: st.Watermark, end: st.Offset, nextLine: st.Line}
-		r.next = st.Watermark + 1
+	at, err := r.resumePoint(paths, format)
+	if err != nil || r.sum.Status == StatusAlreadyFinished {
+		return r, err
 	}
 
-	r.in, err = openInput(cfg, format, filepath.Dir(paths.Rejects), from)
+	r.in, err = openInput(cfg, format, filepath.Dir(paths.Rejects), at.from)
 	if err != nil {
 		return r, inputErr(cfg, err)
 	}
-	r.lastNum = from.Num
+	r.lastNum = at.from.Num
 	if r.mp, err = mapperFor(ctx, cfg, r.in); err != nil {
 		return r, err
 	}
 	// A resume does not peek again: rows the first run took as rows to reject (a member
 	// the schema lacks, past the first record) are rejected as they were, not a reason to
 	// refuse the rest of the file.
-	if r.in.Format() == source.JSONL && from.Num == 0 {
+	if r.in.Format() == source.JSONL && at.from.Num == 0 {
 		if err := r.peek(); err != nil {
 			return r, err
 		}
 	}
-	r.rej, err = openRejects(paths.Rejects, r.in.HeaderRaw(), r.in.LineEnd(), fresh, rowsSize, logSize)
+	r.rej, err = openRejects(paths.Rejects, r.in.HeaderRaw(), r.in.LineEnd(), at.fresh, at.rowsSize, at.logSize)
 	if err != nil {
 		return r, &ConfigError{Err: err}
 	}
-	if err := r.holds.load(r.rej.logPath, logSize); err != nil {
+	if err := r.holds.load(r.rej.logPath, at.logSize); err != nil {
 		return r, &ConfigError{Err: fmt.Errorf("%w: the resume cannot tell which profiles to hold; run with --restart to load the file again from the start", err)}
 	}
-	if cfg.Skip != nil && !cfg.Validate {
-		if r.digests, err = openDigests(cfg.Skip, r.mp, cfg.Skip.Reset); err != nil {
-			return r, err
-		}
-		if cfg.Skip.Removed {
-			input, ident := "-", "stdin"
-			if !stdin {
-				input, ident = paths.Checkpoint, id.Key()
-			}
-			if r.seen, err = openSeen(cfg.Skip, r.mp, input, ident, from.Num == 0); err != nil {
-				return r, err
-			}
-		}
+	if err := r.openStores(paths, at); err != nil {
+		return r, err
 	}
 	r.pace = newPacer(cfg.Rate, cfg.Burst)
 	r.pace.onChange = cfg.Counters.setRateLimit
@@ -116,6 +72,76 @@ func prepare(ctx context.Context, cfg Config) (*run, error) {
 	cfg.Counters.DoneEnd.Store(r.mark.end)
 	cfg.Counters.ReadEnd.Store(r.mark.end)
 	return r, nil
+}
+
+// resumeAt is where a run starts in its input, by the checkpoint.
+type resumeAt struct {
+	from              source.Position // after the checkpoint's watermark; zero for the first row
+	fresh             bool            // from the first row: the reject files start afresh
+	rowsSize, logSize int64           // the reject files' sizes the checkpoint covers
+	id                checkpoint.Identity
+}
+
+// resumePoint opens the input's checkpoint (none for standard input or a validation) and
+// says where the run starts. A checkpoint of this input, finished, sets the summary's
+// status to StatusAlreadyFinished: nothing is to be sent.
+func (r *run) resumePoint(paths StateFiles, format source.Format) (resumeAt, error) {
+	cfg, at := r.cfg, resumeAt{fresh: true}
+	if cfg.Path == "-" || cfg.Validate {
+		return at, nil
+	}
+	r.sum.Checkpoint = paths.Checkpoint
+	var err error
+	if at.id, err = identify(cfg); err != nil {
+		return at, inputErr(cfg, err)
+	}
+	ck, err := openCheckpoint(paths.Checkpoint, at.id, cfg, format)
+	if err != nil {
+		return at, err
+	}
+	r.ckpt = ck
+	if ck.replaced {
+		cfg.Logger.Info("the checkpoint is of an earlier, finished file of this name: loading this one from the start",
+			"checkpoint", paths.Checkpoint)
+	}
+	st := &ck.state
+	if st.Done {
+		r.sum.Status = StatusAlreadyFinished
+		r.sum.TotalAccepted, r.sum.TotalRejected = st.Accepted, st.Rejected
+		return at, nil
+	}
+	if st.Watermark > 0 || ck.resumed {
+		at.fresh = false
+		r.sum.Resumed = st.Watermark > 0
+		r.sum.Skipped = st.Watermark
+		at.from = source.Position{Num: st.Watermark, Line: st.Line, Offset: st.Offset}
+		at.rowsSize, at.logSize = st.RejectsSize, st.LogSize
+	}
+	r.mark = rowPos{num: st.Watermark, end: st.Offset, nextLine: st.Line}
+	r.next = st.Watermark + 1
+	return at, nil
+}
+
+// openStores opens the digest store with --skip-unchanged, and with --removed the record
+// of the input's keys, read afresh when the run starts at the first row.
+func (r *run) openStores(paths StateFiles, at resumeAt) error {
+	sk := r.cfg.Skip
+	if sk == nil || r.cfg.Validate {
+		return nil
+	}
+	var err error
+	if r.digests, err = openDigests(sk, r.mp, sk.Reset); err != nil {
+		return err
+	}
+	if !sk.Removed {
+		return nil
+	}
+	input, ident := "-", "stdin"
+	if r.cfg.Path != "-" {
+		input, ident = paths.Checkpoint, at.id.Key()
+	}
+	r.seen, err = openSeen(sk, r.mp, input, ident, at.from.Num == 0)
+	return err
 }
 
 // peekLimit bounds how many malformed JSONL records start-up reads past to find the first
