@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// WaitFor polls cond every millisecond until it holds, and fails the test if d passes
+// WaitFor polls cond every 5 ms until it holds, and fails the test if d passes
 // first: the way a test waits for another goroutine or process, instead of a sleep.
 func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -15,6 +15,6 @@ func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %s waiting for %s", d, what)
 		}
-		time.Sleep(time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 }
