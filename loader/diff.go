@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"cdpload/digest"
+	"cdpload/loader/mapper"
 	"cdpload/source"
 )
 
@@ -67,8 +68,7 @@ func Diff(ctx context.Context, cfg Config, out string) (*DiffSummary, error) {
 		return sum, err
 	}
 
-	r := &run{cfg: cfg, mp: mp, digests: store}
-	d := &differ{r: r, lk: r.newLookup(), sum: sum, sent: map[string]digest.Sum{}}
+	d := &differ{cfg: &cfg, mp: mp, lk: newChanges(store, cfg.Skip).lookup(), sum: sum, sent: map[string]digest.Sum{}}
 	defer d.lk.close()
 	for {
 		var rec source.Record
@@ -99,49 +99,51 @@ func Diff(ctx context.Context, cfg Config, out string) (*DiffSummary, error) {
 // differ compares an input's rows with the digest store as a load with --skip-unchanged
 // would, one after another, and counts them.
 type differ struct {
-	r    *run
-	lk   *lookup
-	sum  *DiffSummary
-	sent map[string]digest.Sum // what this input's rows that would be sent leave
-	buf  []byte
+	cfg   *Config
+	mp    *mapper.Mapper
+	holds holds
+	lk    *lookup
+	sum   *DiffSummary
+	sent  map[string]digest.Sum // what this input's rows that would be sent leave
+	buf   []byte
 }
 
 // judge counts rec as a load would finish it, and says whether the load would send it.
 func (d *differ) judge(rec *source.Record) (send bool, err error) {
-	r, sum := d.r, d.sum
+	sum := d.sum
 	rec.Spill.Remove()
 	if rec.Err != nil {
-		if r.cfg.Shard.owns("", rec.Num) {
+		if d.cfg.Shard.owns("", rec.Num) {
 			sum.Invalid++
 		} else {
 			sum.OtherShards++
 		}
 		return false, nil
 	}
-	body, key, err := r.mp.Map(rec, d.buf[:0])
+	body, key, err := d.mp.Map(rec, d.buf[:0])
 	d.buf = body
 	if err != nil {
-		key = r.mp.KeyOf(rec)
-		if !r.cfg.Shard.owns(key, rec.Num) {
+		key = d.mp.KeyOf(rec)
+		if !d.cfg.Shard.owns(key, rec.Num) {
 			sum.OtherShards++
 			return false, nil
 		}
 		sum.Invalid++
-		r.holds.add(key, rec.Num)
+		d.holds.add(key, rec.Num)
 		return false, nil
 	}
-	if !r.cfg.Shard.owns(key, rec.Num) {
+	if !d.cfg.Shard.owns(key, rec.Num) {
 		sum.OtherShards++
 		return false, nil
 	}
-	if _, held := r.holds.behind(key, rec.Num); held {
+	if _, held := d.holds.behind(key, rec.Num); held {
 		sum.Held++
 		return false, nil
 	}
 	j := &job{key: key, body: &d.buf}
-	unchanged, err := r.compare(d.lk, j)
+	unchanged, err := d.lk.compare(j)
 	if err != nil {
-		return false, &StopError{Err: fmt.Errorf("%s: record %d: %w", r.cfg.Path, rec.Num, err)}
+		return false, &StopError{Err: fmt.Errorf("%s: record %d: %w", d.cfg.Path, rec.Num, err)}
 	}
 	if s, ok := d.sent[key]; ok { // an earlier row of this input would have been accepted
 		unchanged, j.kind = j.sum == s, bodyChanged

@@ -2,6 +2,7 @@ package loader
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"sync/atomic"
 	"time"
 
@@ -182,3 +183,5 @@ func (h *health) exhausted(now time.Time, id int, firstFail, prevFail time.Time,
 	}
 	return outage
 }
+
+func jitter() float64 { return rand.Float64() }

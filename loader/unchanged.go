@@ -104,17 +104,41 @@ func digestErr(err error) error {
 	return &StopError{Err: err}
 }
 
-// lookup is what one goroutine compares rows with: a digester and a reader of the store.
+// changes is the --skip-unchanged step of the senders: before a row is sent, its lane
+// looks its profile's digest up (lookup.compare), and a row whose body the API accepted
+// last time is finished without a request; once the API accepts a row, the step records
+// its body's digest (accepted). A nil *changes is the step turned off.
+type changes struct {
+	store       *digest.Store
+	resendAfter time.Duration    // a digest older than this does not count; 0 is never
+	now         func() time.Time // the digests' clock
+}
+
+// newChanges returns the step over store, or nil without one.
+func newChanges(store *digest.Store, sk *SkipUnchanged) *changes {
+	if store == nil {
+		return nil
+	}
+	ch := &changes{store: store, resendAfter: sk.ResendAfter, now: sk.Now}
+	if ch.now == nil {
+		ch.now = time.Now
+	}
+	return ch
+}
+
+// lookup is what one lane compares rows with: a digester and a reader of the store.
 type lookup struct {
+	ch *changes
 	dg digest.Digester
 	rd *digest.Reader
 }
 
-func (r *run) newLookup() *lookup {
-	if r.digests == nil {
+// lookup returns a lane's own lookup; nil when the step is off.
+func (ch *changes) lookup() *lookup {
+	if ch == nil {
 		return nil
 	}
-	return &lookup{rd: r.digests.Reader()}
+	return &lookup{ch: ch, rd: ch.store.Reader()}
 }
 
 func (lk *lookup) close() error {
@@ -125,10 +149,10 @@ func (lk *lookup) close() error {
 }
 
 // compare tells whether j's body is the one the API last accepted for its profile, and
-// otherwise notes in j its digest and whether the profile is new. The worker of the
-// profile calls it after the profile's earlier rows have finished, so the store already
-// holds what they left.
-func (r *run) compare(lk *lookup, j *job) (unchanged bool, err error) {
+// otherwise notes in j its digest and whether the profile is new. The lane of the profile
+// calls it after the profile's earlier rows have finished, so the store already holds
+// what they left.
+func (lk *lookup) compare(j *job) (unchanged bool, err error) {
 	sum, err := lk.dg.Of(*j.body)
 	if err != nil {
 		return false, err
@@ -137,7 +161,7 @@ func (r *run) compare(lk *lookup, j *job) (unchanged bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	if found && r.cfg.Skip.ResendAfter > 0 && r.now().Sub(e.At) >= r.cfg.Skip.ResendAfter {
+	if found && lk.ch.resendAfter > 0 && lk.ch.now().Sub(e.At) >= lk.ch.resendAfter {
 		found = false
 	}
 	j.sum, j.kind = sum, bodyNew
@@ -151,15 +175,8 @@ func (r *run) compare(lk *lookup, j *job) (unchanged bool, err error) {
 }
 
 // accepted records the digest of j's body, which the API has just accepted.
-func (r *run) accepted(j *job) {
-	if r.digests != nil && j.kind != 0 {
-		r.digests.Put(j.key, digest.Entry{Sum: j.sum, At: r.now()})
+func (ch *changes) accepted(j *job) {
+	if ch != nil && j.kind != 0 {
+		ch.store.Put(j.key, digest.Entry{Sum: j.sum, At: ch.now()})
 	}
-}
-
-func (r *run) now() time.Time {
-	if r.cfg.Skip != nil && r.cfg.Skip.Now != nil {
-		return r.cfg.Skip.Now()
-	}
-	return time.Now()
 }

@@ -1,17 +1,20 @@
 package loader
 
 import (
+	"context"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
-// TestBoardTakesRowsInRecordOrder posts a budget's worth of rows from several goroutines in
-// random order and checks that the recorder's side finds each row once, only when it is
-// posted, with what was posted, and that the slots are free for the next budget's rows.
-func TestBoardTakesRowsInRecordOrder(t *testing.T) {
+// TestRingTakesRowsInRecordOrder acknowledges a ring's worth of rows from several
+// goroutines in random order and checks that the recorder's side finds each row once, only
+// when it is acknowledged, with what was acknowledged, and that the slots are free for the
+// next ring's rows.
+func TestRingTakesRowsInRecordOrder(t *testing.T) {
 	const n = 64
-	b := newBoard(n)
+	b := newRing(n, 1<<20)
 	for round := range 3 {
 		first := int64(1 + round*n)
 		nums := make([]int64, n)
@@ -26,7 +29,7 @@ func TestBoardTakesRowsInRecordOrder(t *testing.T) {
 		for w := range 4 {
 			wg.Go(func() {
 				for i := w; i < n-1; i += 4 {
-					b.post(outcome{pos: rowPos{num: nums[i], line: 10 * nums[i]}})
+					b.ack(outcome{pos: rowPos{num: nums[i], line: 10 * nums[i]}})
 				}
 			})
 		}
@@ -40,7 +43,7 @@ func TestBoardTakesRowsInRecordOrder(t *testing.T) {
 		next := first
 		take := func() {
 			for {
-				o, ok := b.take(next)
+				o, ok := b.next(next)
 				if !ok {
 					return
 				}
@@ -54,7 +57,7 @@ func TestBoardTakesRowsInRecordOrder(t *testing.T) {
 		if next != held {
 			t.Fatalf("round %d: took up to row %d before row %d was posted", round, next, held)
 		}
-		b.post(outcome{pos: rowPos{num: held, line: 10 * held}})
+		b.ack(outcome{pos: rowPos{num: held, line: 10 * held}})
 		take()
 		if next != first+n {
 			t.Fatalf("round %d: took up to row %d, want all %d rows", round, next-1, n)
@@ -62,27 +65,45 @@ func TestBoardTakesRowsInRecordOrder(t *testing.T) {
 	}
 }
 
-// TestBoardUnderTheBudget posts and takes at once, as a run does: a reader admits rows
-// under a budget as large as the board, workers post them in any order, and the recorder
-// takes them in record order and gives the budget back. Every row comes out once, whole,
-// in order; under the race detector, no slot is written while it is read.
-func TestBoardUnderTheBudget(t *testing.T) {
-	const slots, rows = 64, 20000
-	b := newBoard(slots)
-	budget := make(chan struct{}, slots)
+// TestRingContract acknowledges and takes at once, as a run does: a reader takes a slot
+// and weighs each row, senders acknowledge them in any order, and the recorder takes
+// them in record order and frees them in batches, as checkpoint writes do. Every row
+// comes out once, whole, in order; the reader is never more than the ring's rows or bytes
+// ahead; under the race detector, no slot is written while it is read.
+func TestRingContract(t *testing.T) {
+	const slots, rows, maxBytes = 64, 20000, 1000
+	b := newRing(slots, maxBytes)
+	var freed atomic.Int64 // rows freed so far
+	var freedBytes atomic.Int64
+	weight := func(num int64) int64 { return 1 + num%50 }
 	work := make(chan int64, 16)
 	go func() {
+		defer close(work)
+		var read int64
 		for num := int64(1); num <= rows; num++ {
-			budget <- struct{}{}
+			if err := b.take(context.Background()); err != nil {
+				t.Error(err)
+				return
+			}
+			if err := b.weigh(context.Background(), weight(num)); err != nil {
+				t.Error(err)
+				return
+			}
+			read += weight(num)
+			if ahead := num - freed.Load(); ahead > slots {
+				t.Errorf("row %d read with %d rows not freed", num, ahead)
+			}
+			if ahead := read - freedBytes.Load(); ahead > maxBytes {
+				t.Errorf("row %d read with %d bytes not freed", num, ahead)
+			}
 			work <- num
 		}
-		close(work)
 	}()
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
 			for num := range work {
-				b.post(outcome{pos: rowPos{num: num, line: num + 1, end: 7 * num}})
+				b.ack(outcome{pos: rowPos{num: num, line: num + 1, end: 7 * num}})
 			}
 		})
 	}
@@ -90,7 +111,7 @@ func TestBoardUnderTheBudget(t *testing.T) {
 	for next <= rows {
 		<-b.nudge
 		for {
-			o, ok := b.take(next)
+			o, ok := b.next(next)
 			if !ok {
 				break
 			}
@@ -98,11 +119,20 @@ func TestBoardUnderTheBudget(t *testing.T) {
 				t.Fatalf("took %+v for row %d", o.pos, next)
 			}
 			next++
-			<-budget
 		}
+		// Free what was taken, in one go as a checkpoint write does.
+		var n int
+		var w int64
+		for num := freed.Load() + 1; num < next; num++ {
+			n++
+			w += weight(num)
+		}
+		freedBytes.Add(w)
+		freed.Add(int64(n))
+		b.free(n, w)
 	}
 	wg.Wait()
-	if _, ok := b.take(next); ok {
+	if _, ok := b.next(next); ok {
 		t.Errorf("a row after the last one")
 	}
 }

@@ -1,0 +1,118 @@
+package loader
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"cdpload/loader/mapper"
+	"cdpload/sink"
+	"cdpload/source"
+)
+
+// Config is everything one run needs. The command fills it from flags and environment.
+type Config struct {
+	Path string // input file; "-" is standard input (no checkpoint); with Remote, its URL without secrets
+	// Remote, when set, is the input: Path only names it.
+	Remote Remote
+	Source source.Options // format and delimiter
+	// Schema returns the profiles schema. It is called once the checkpoint shows that
+	// there is work to do, so a finished file needs no request at all.
+	Schema  func(context.Context) (sink.Schema, error)
+	Mapping *mapper.Mapping
+	// MappingID identifies the mapping's content (a hash) for the checkpoint; "" without one.
+	MappingID string
+	Map       mapper.Options
+
+	// Shard is this process's share of the input; the zero value is all of it.
+	Shard Shard
+	// Skip, when set, sends only the rows that changed since the API last accepted their
+	// profile (--skip-unchanged).
+	Skip *SkipUnchanged
+
+	Sender   Sender // nil only when validating
+	Validate bool   // parse, map and check; send nothing, keep no checkpoint
+
+	Workers    int
+	Rate       float64 // requests per second over the whole pool; 0 is unlimited
+	Burst      int
+	MaxRetries int // attempts after the first for 5xx, timeouts and resets
+	// OutageTimeout is how long every request may fail before the run stops; until then a
+	// row whose retries are spent while no other row gets through is retried, not rejected.
+	OutageTimeout time.Duration
+	MaxRetryAfter time.Duration // cap on a 429's Retry-After
+	// AmbiguousHold is how long a row waits before its next attempt after one that timed
+	// out or got a gateway's 502 or 504, which the server may still be applying: the
+	// request timeout. Other profiles' rows go on meanwhile.
+	AmbiguousHold time.Duration
+	BackoffBase   time.Duration // first backoff step; doubled per attempt, with full jitter
+	BackoffMax    time.Duration
+
+	StateDir           string // "" is the input's folder
+	Checkpoint         string // "" is <state-dir>/<input name>.cdpload.ckpt
+	CheckpointInterval time.Duration
+	Restart            bool
+	Rejects            string // "" is <state-dir>/<stem>.rejects.<ext>
+	MaxErrors          int64  // stop when this run's rejects exceed it; 0 is no limit
+	DrainTimeout       time.Duration
+
+	Counters *Counters // live figures for progress; may be nil
+	// aheadBytes is readAheadBytes, smaller in tests.
+	aheadBytes int64
+	Logger     *slog.Logger
+	// LogValues allows profile values (match-key values) in log lines.
+	LogValues bool
+}
+
+// queueDepth is how many rows wait in each lane. Small, so that a stop leaves few rows
+// unsent and a stalled key holds back little of the file.
+const queueDepth = 16
+
+// readAhead is how many rows per lane may be read and not yet covered by a written
+// checkpoint: rows waiting, in flight, or finished behind a slower row. It bounds what a
+// crash sends again, and the memory a long stall holds. Four lanes' worth lets the
+// recorder write the checkpoint about twenty times a second at full speed instead of a
+// hundred, and a crash re-sends at most a few thousand idempotent upserts.
+const readAhead = 4 * queueDepth
+
+// readAheadBytes bounds the bytes of the rows read and not yet covered by a written
+// checkpoint (each row counted as twice its size: the row as read and its request body),
+// so that wide rows cannot take the memory that readAhead's count of rows allows: 8 MiB
+// is four rows at the API's 1 MiB limit, and thousands of ordinary ones.
+const readAheadBytes = 8 << 20
+
+func (c *Config) defaults() {
+	if c.Workers < 1 {
+		c.Workers = 1
+	}
+	if c.aheadBytes <= 0 {
+		c.aheadBytes = readAheadBytes
+	}
+	if c.Counters == nil {
+		c.Counters = &Counters{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.CheckpointInterval <= 0 {
+		c.CheckpointInterval = time.Second
+	}
+	if c.BackoffBase <= 0 {
+		c.BackoffBase = 250 * time.Millisecond
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = 30 * time.Second
+	}
+	if c.OutageTimeout <= 0 {
+		c.OutageTimeout = 10 * time.Minute
+	}
+	if c.AmbiguousHold <= 0 {
+		c.AmbiguousHold = sink.DefaultTimeout
+	}
+	if c.MaxRetryAfter <= 0 {
+		c.MaxRetryAfter = 5 * time.Minute
+	}
+	if c.Burst < 1 {
+		c.Burst = max(1, int(c.Rate/10))
+	}
+}

@@ -1,0 +1,79 @@
+package loader
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"cdpload/internal/testutil"
+)
+
+// TestGateLimitChangesWhileInUse runs callers through the gate while its limit is lowered
+// and raised: never more are inside than the limit at the moment they entered, a lowered
+// limit is reached once the callers inside leave, and a raised one admits waiting callers.
+func TestGateLimitChangesWhileInUse(t *testing.T) {
+	g := newGate(8)
+	var inside, peak atomic.Int64
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	enter := func() {
+		if err := g.enter(context.Background()); err != nil {
+			t.Error(err)
+			return
+		}
+		n := inside.Add(1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		<-release
+		inside.Add(-1)
+		g.leave()
+	}
+	for range 20 {
+		wg.Go(enter)
+	}
+	testutil.WaitFor(t, 5*time.Second, "8 callers inside", func() bool { return inside.Load() == 8 })
+	if limit, out := g.limits(); limit != 8 || out != 8 {
+		t.Fatalf("limits = %d, %d; want 8, 8", limit, out)
+	}
+
+	g.setLimit(3) // the 8 inside stay; none enters until fewer than 3 are inside
+	peak.Store(0)
+	for range 6 {
+		release <- struct{}{}
+	}
+	testutil.WaitFor(t, 5*time.Second, "3 inside under the lowered limit", func() bool { return inside.Load() == 3 })
+	if p := peak.Load(); p > 3 {
+		t.Fatalf("%d callers inside after the limit was lowered to 3", p)
+	}
+
+	g.setLimit(12) // 3 inside, 12 waiting: 9 more enter
+	testutil.WaitFor(t, 5*time.Second, "12 inside under the raised limit", func() bool { return inside.Load() == 12 })
+	close(release)
+	wg.Wait()
+	if limit, out := g.limits(); limit != 12 || out != 0 {
+		t.Fatalf("limits = %d, %d at the end; want 12, 0", limit, out)
+	}
+}
+
+// TestGateEnterEndsWithItsContext: a caller waiting for a place gives up when its context
+// ends, and takes no place.
+func TestGateEnterEndsWithItsContext(t *testing.T) {
+	g := newGate(1)
+	if err := g.enter(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := g.enter(ctx); err == nil {
+		t.Fatal("entered a full gate")
+	}
+	g.leave()
+	if _, out := g.limits(); out != 0 {
+		t.Fatalf("%d places taken after the only caller left", out)
+	}
+	if err := g.enter(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
