@@ -14,9 +14,12 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
 
 	"cdpload/internal/testutil"
 	"cdpload/loader"
@@ -31,6 +34,9 @@ var raceEnabled bool
 var cdploadBin, cdpemuBin string
 
 func TestMain(m *testing.M) {
+	if scriptCommand() {
+		os.Exit(testscript.RunMain(m, scriptCommands)) // this process is a script's command
+	}
 	dir, err := os.MkdirTemp("", "cdpload-e2e-")
 	if err != nil {
 		panic(err)
@@ -49,7 +55,7 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 	}
-	code := m.Run()
+	code := testscript.RunMain(m, scriptCommands)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -356,4 +362,50 @@ func readSummary(t *testing.T, path string) loader.Summary {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// countingEmulator starts the in-process emulator and counts the upserts it receives,
+// whatever becomes of them.
+func countingEmulator(t *testing.T) (*cdpemu.Server, string, *atomic.Int64) {
+	t.Helper()
+	var upserts atomic.Int64
+	emu, url := emulator(t, cdpemu.Config{}, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/profiles/upsert") {
+				upserts.Add(1)
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	return emu, url, &upserts
+}
+
+// writeFiles writes name → content into dir.
+func writeFiles(t *testing.T, dir string, files map[string][]byte) {
+	t.Helper()
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// refused asserts that a run was refused at start (exit 2) with a message holding each of
+// wants, and that nothing reached the API.
+func refused(t *testing.T, res result, emu *cdpemu.Server, upserts *atomic.Int64, wants ...string) {
+	t.Helper()
+	if res.code != exitUsage {
+		t.Errorf("exit %d, want %d\n%s", res.code, exitUsage, res.stderr)
+	}
+	for _, w := range wants {
+		if !strings.Contains(res.stderr, w) {
+			t.Errorf("stderr lacks %q:\n%s", w, res.stderr)
+		}
+	}
+	if n := upserts.Load(); n != 0 {
+		t.Errorf("%d upserts sent", n)
+	}
+	if st := emu.Stats(); st.UpsertsApplied != 0 || st.Profiles != 0 {
+		t.Errorf("the emulator applied %d upserts and holds %d profiles", st.UpsertsApplied, st.Profiles)
+	}
 }

@@ -270,50 +270,6 @@ func TestSIGTERMThenResume(t *testing.T) {
 	checkRejects(t, tf, header)
 }
 
-func TestUsageAndConfigErrors(t *testing.T) {
-	dir := t.TempDir()
-	_, url := emulator(t, cdpemu.Config{}, nil)
-	good := filepath.Join(dir, "good.csv")
-	os.WriteFile(good, []byte("customer_id,email\nC1,a@example.com\n"), 0o644)
-	unknown := filepath.Join(dir, "unknown.csv")
-	os.WriteFile(unknown, []byte("customer_id,Favourite Colour,emial\nC1,red,x\n"), 0o644)
-
-	for _, tc := range []struct {
-		name string
-		env  []string
-		args []string
-		code int
-		want []string
-	}{
-		{"token flag", nil, []string{"load", "--token", "s3cret", good}, exitUsage, []string{"CDP_TOKEN", "--token-file"}},
-		{"no token", []string{"CDP_TOKEN="}, []string{"load", "--base-url", url, good}, exitUsage, []string{"CDP_TOKEN"}},
-		{"unknown columns", nil, []string{"load", "--base-url", url, unknown}, exitUsage, []string{"Favourite Colour", "emial", "email"}},
-		{"bad flag value", nil, []string{"load", "--workers", "0", good}, exitUsage, []string{"--workers"}},
-		{"env flag", []string{"CDPLOAD_EMPTY=sometimes"}, []string{"load", "--base-url", url, good}, exitUsage, []string{"--empty"}},
-		{"missing file", nil, []string{"load", "--base-url", url, filepath.Join(dir, "nope.csv")}, exitUsage, []string{"nope.csv"}},
-		{"wrong token", []string{"CDP_TOKEN=wrong"}, []string{"load", "--base-url", url, good}, exitAuth, []string{"401"}},
-		{"unknown command", nil, []string{"frobnicate"}, exitUsage, []string{"frobnicate"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			res := cdpload(t, tc.env, append(tc.args[:1:1], append([]string{"--progress", "none"}, tc.args[1:]...)...)...)
-			if tc.args[0] == "frobnicate" {
-				res = cdpload(t, tc.env, tc.args...)
-			}
-			if res.code != tc.code {
-				t.Fatalf("exit %d, want %d\n%s", res.code, tc.code, res.stderr)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(res.stderr, w) {
-					t.Errorf("stderr lacks %q:\n%s", w, res.stderr)
-				}
-			}
-			if strings.Contains(res.stderr, "s3cret") || strings.Contains(res.stderr, testToken) {
-				t.Errorf("stderr shows the token:\n%s", res.stderr)
-			}
-		})
-	}
-}
-
 // validate sends nothing and writes the rejects a load would write.
 func TestValidate(t *testing.T) {
 	dir := t.TempDir()

@@ -45,7 +45,11 @@ const memoryLimit = 40 << 20
 // store keeps its cache and memtables (about 20 MiB) on the same heap.
 const memoryLimitWithDigests = 72 << 20
 
-func main() {
+func main() { os.Exit(processMain()) }
+
+// processMain runs the command on the process's own arguments, streams, environment and
+// signals, and returns its exit code.
+func processMain() int {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
 	}
@@ -56,7 +60,7 @@ func main() {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	err := run(os.Args[1:], proc{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr,
 		getenv: os.Getenv, signals: sigs, exit: os.Exit})
-	os.Exit(exitCode(err))
+	return exitCode(err)
 }
 
 // proc is what the command is given of its process: its standard streams, its
