@@ -108,6 +108,12 @@ func (p *retryPolicy) decide(now time.Time, id int, t *tries, sentAt time.Time, 
 	}
 	t.prevFail = sentAt
 	d.verdict, d.wait = retry, sink.Backoff(t.transient, p.backoffBase, p.backoffMax, p.jitter())
+	if res.Status == 0 {
+		// No answer at all (a reset connection): the request may still be applying on the
+		// server, so the next attempt waits at least the first back-off step, whatever the
+		// jitter drew.
+		d.wait = max(d.wait, p.backoffBase)
+	}
 	if res.Ambiguous() {
 		d.verdict, d.wait = park, max(d.wait, p.ambiguousHold)
 	}

@@ -71,7 +71,10 @@ func TestRetryPolicy(t *testing.T) {
 		{name: "503: retry after a back-off", res: unavailable, seen: none, want: decision{verdict: retry, wait: backoff(1)}},
 		{name: "503 again: a longer back-off", res: unavailable, before: tries{transient: 2, firstFail: at(0), prevFail: at(1)}, seen: none,
 			sentAt: 2, now: 2, want: decision{verdict: retry, wait: backoff(3)}},
-		{name: "a reset: retry, not parked", res: reset, seen: none, want: decision{verdict: retry, wait: backoff(1)}},
+		{name: "a reset: retry, not parked, after at least the first back-off step", res: reset, seen: none,
+			want: decision{verdict: retry, wait: time.Second}}, // backoff(1) drew half of it
+		{name: "a reset again: the back-off, over the first step", res: reset, before: tries{transient: 2, firstFail: at(0), prevFail: at(1)},
+			seen: none, sentAt: 2, now: 2, want: decision{verdict: retry, wait: backoff(3)}},
 		{name: "a timeout: parked for the request timeout", res: timedOut, seen: none, want: decision{verdict: park, wait: hold}},
 		{name: "a 504: parked", res: gateway, seen: none, want: decision{verdict: park, wait: hold}},
 		{name: "retries spent, others answered since: the row's fault", res: unavailable,
