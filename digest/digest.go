@@ -20,6 +20,9 @@ const Size = 16
 // Sum is the digest of one request body.
 type Sum [Size]byte
 
+// keepBytes is the largest scratch buffer a Digester keeps between bodies.
+const keepBytes = 64 << 10
+
 const (
 	head     = `{"record":{`
 	keyLabel = `"matchKey":`
@@ -94,8 +97,12 @@ func (d *Digester) Of(body []byte) (Sum, error) {
 	}
 	buf = binary.AppendUvarint(buf, uint64(len(key)))
 	buf = append(buf, key...)
-	d.buf = buf
 	full := sha256.Sum256(buf)
+	if cap(buf) <= keepBytes { // a wide body's copy is left to the collector
+		d.buf = buf
+	} else {
+		d.buf = nil
+	}
 	return Sum(full[:Size]), nil
 }
 

@@ -76,7 +76,7 @@ const queueDepth = 16
 const readAhead = 4 * queueDepth
 
 // readAheadBytes bounds the bytes of the rows read and not yet covered by a written
-// checkpoint (each row counted as twice its size: the row as read and its request body),
+// checkpoint (each row counted as its bytes as read plus its request body's),
 // so that wide rows cannot take the memory that readAhead's count of rows allows: 8 MiB
 // is four rows at the API's 1 MiB limit, and thousands of ordinary ones.
 const readAheadBytes = 8 << 20

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -41,6 +42,9 @@ func (h *holds) add(key string, row int64) {
 	if cur, ok := h.first[key]; !ok || row < cur {
 		if !ok {
 			h.n.Add(1)
+			// A copy: key may be a slice of its whole record, which it would keep alive
+			// for the rest of the run.
+			key = strings.Clone(key)
 		}
 		h.first[key] = row
 	}

@@ -10,9 +10,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"cdpload/internal/testutil"
 	"cdpload/sink"
+	"cdpload/source"
 )
 
 // csvConfig is testConfig over the given CSV text instead of a generated file.
@@ -296,5 +298,40 @@ func TestHeldByTheKeyRowsAreSentWith(t *testing.T) {
 	if err != nil || sum.Accepted != 1 || sum.Rejected != 1 || sum.Held != 1 || s.calls.Load() != 1 {
 		t.Errorf("run: %v; accepted %d, rejected %d, held %d, %d requests; want 1, 1, 1 and 1",
 			err, sum.Accepted, sum.Rejected, sum.Held, s.calls.Load())
+	}
+}
+
+// The match-key values a run keeps (the held profiles, a row's job and reject) are copies:
+// a slice of its record would keep the whole record alive, beyond the read-ahead's bound in
+// bytes, and for a held profile until the end of the run.
+func TestKeysDoNotKeepTheirRecord(t *testing.T) {
+	cfg := csvConfig(t, "customer_id,orders_count\nK1,1\n", &fakeSender{})
+	cfg.defaults()
+	r, err := prepare(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	rd := &reader{cfg: &r.cfg, mp: r.mp, holds: &r.holds}
+	record := "K2" + strings.Repeat(" ", 1<<20) + "2" // one string holds both cells, as encoding/csv's do
+	inside := func(key string) bool {
+		p, start := uintptr(unsafe.Pointer(unsafe.StringData(key))), uintptr(unsafe.Pointer(unsafe.StringData(record)))
+		return p >= start && p < start+uintptr(len(record))
+	}
+	good := &source.Record{Num: 2, Line: 3, Cells: []string{record[:2], record[2:]}, Raw: []byte("K2,...\n")}
+	j, _, err := rd.route(good, rowPos{num: 2})
+	if err != nil || j == nil || j.key != "K2" || inside(j.key) {
+		t.Errorf("job %+v, %v: want key K2, a copy", j, err)
+	}
+	bad := &source.Record{Num: 3, Line: 4, Cells: []string{record[:2], "x" + record[2:]}, Raw: []byte("K2,x...\n")}
+	j, o, err := rd.route(bad, rowPos{num: 3})
+	if err != nil || j != nil || o.reject == nil || o.reject.Key != "K2" || inside(o.reject.Key) {
+		t.Fatalf("reject %+v, %v: want key K2, a copy", o.reject, err)
+	}
+	r.holds.add(record[:2], 5)
+	for key := range r.holds.first {
+		if inside(key) {
+			t.Errorf("the held profile's key is a slice of its record")
+		}
 	}
 }

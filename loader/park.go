@@ -85,7 +85,7 @@ func (l *parkingLot) earliest() time.Time {
 func (l *parkingLot) drop() {
 	for _, ln := range l.lanes {
 		for _, j := range ln.jobs {
-			bodyPool.Put(j.body)
+			putBody(j.body)
 		}
 	}
 	l.lanes = nil

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync/atomic"
 
 	"cdpload/digest"
@@ -60,75 +61,88 @@ func (rd *reader) read(lanes []chan job) error {
 		c.BytesRead.Store(rd.in.BytesRead())
 		next := rec.ResumeAt()
 		c.ReadEnd.Store(next.Offset)
-		pos := rowPos{num: rec.Num, line: rec.Line, end: next.Offset, nextLine: next.Line,
-			weight: min(2*int64(len(rec.Raw)), rd.ring.max)}
-		if rd.ring.weigh(halt, pos.weight) != nil {
-			return nil
-		}
-		j, err := rd.route(&rec, pos)
+		pos := rowPos{num: rec.Num, line: rec.Line, end: next.Offset, nextLine: next.Line}
+		j, o, err := rd.route(&rec, pos)
 		if err != nil {
 			return err
 		}
-		if j == nil {
-			continue // finished here
+		// Its bytes too, as read and as its request body: a row of many bytes waits until
+		// the rows before it are checkpointed.
+		w := int64(len(rec.Raw))
+		if j != nil {
+			w += int64(len(*j.body))
 		}
+		w = min(w, rd.ring.max)
+		if rd.ring.weigh(halt, w) != nil {
+			if j != nil {
+				putBody(j.body)
+			}
+			o.spill.Remove()
+			return nil
+		}
+		if j == nil {
+			o.pos.weight = w
+			rd.ring.ack(o) // finished here
+			continue
+		}
+		j.pos.weight = w
 		select {
 		case lanes[partition(j.key, len(lanes))] <- *j:
 		case <-halt.Done():
-			bodyPool.Put(j.body)
+			putBody(j.body)
 		}
 	}
 	return nil
 }
 
-// route maps the record at pos and returns its job for a lane, or nil when the reader
-// finished the row itself.
-func (rd *reader) route(rec *source.Record, pos rowPos) (*job, error) {
+// route maps the record at pos and says what becomes of it: a job for a lane, or (j nil)
+// the outcome of a row the reader finishes itself: rejected locally, held behind a
+// rejected row of its profile, another shard's, or validated.
+func (rd *reader) route(rec *source.Record, pos rowPos) (j *job, o outcome, err error) {
 	if rec.Err != nil {
-		if rd.otherShard(pos, "") {
+		if !rd.cfg.Shard.owns("", pos.num) {
 			rec.Spill.Remove()
-			return nil, nil
+			return nil, outcome{pos: pos, other: true}, nil
 		}
 		rd.see("")
 		o := localReject(pos, rec.Raw, "", StageParse, rec.Err.Code, rec.Err.Message)
 		o.spill = rec.Spill
-		rd.ring.ack(o)
-		return nil, nil
+		return nil, o, nil
 	}
-	buf := bodyPool.Get().(*[]byte)
+	buf := getBody()
 	body, key, err := rd.mp.Map(rec, (*buf)[:0])
 	*buf = body
+	// A copy: the key may be a slice of the whole record, which the row's job or reject,
+	// weighed by the row's bytes only, would keep alive with it.
+	key = strings.Clone(key)
 	if err != nil {
-		bodyPool.Put(buf)
+		putBody(buf)
 		var re *mapper.RowError
 		if !errors.As(err, &re) {
-			return nil, &StopError{Err: fmt.Errorf("%s: record %d (line %d): %w", rd.cfg.Path, rec.Num, rec.Line, err)}
+			return nil, o, &StopError{Err: fmt.Errorf("%s: record %d (line %d): %w", rd.cfg.Path, rec.Num, rec.Line, err)}
 		}
-		key := rd.mp.KeyOf(rec)
-		if rd.otherShard(pos, key) {
-			return nil, nil
+		key := strings.Clone(rd.mp.KeyOf(rec))
+		if !rd.cfg.Shard.owns(key, pos.num) {
+			return nil, outcome{pos: pos, other: true}, nil
 		}
 		rd.see(key)
 		rd.holds.add(key, pos.num)
-		rd.ring.ack(localReject(pos, rec.Raw, key, re.Stage, re.Code, re.Message))
-		return nil, nil
+		return nil, localReject(pos, rec.Raw, key, re.Stage, re.Code, re.Message), nil
 	}
-	if rd.otherShard(pos, key) {
-		bodyPool.Put(buf)
-		return nil, nil
+	if !rd.cfg.Shard.owns(key, pos.num) {
+		putBody(buf)
+		return nil, outcome{pos: pos, other: true}, nil
 	}
 	rd.see(key)
 	if first, held := rd.holds.behind(key, pos.num); held {
-		bodyPool.Put(buf)
-		rd.ring.ack(heldReject(pos, rec.Raw, key, first))
-		return nil, nil
+		putBody(buf)
+		return nil, heldReject(pos, rec.Raw, key, first), nil
 	}
 	if rd.cfg.Validate {
-		bodyPool.Put(buf)
-		rd.ring.ack(outcome{pos: pos})
-		return nil, nil
+		putBody(buf)
+		return nil, outcome{pos: pos}, nil
 	}
-	return &job{pos: pos, key: key, body: buf, raw: rec.Raw}, nil
+	return &job{pos: pos, key: key, body: buf, raw: rec.Raw}, o, nil
 }
 
 // next returns the records read ahead at start-up, if any, then the input's records.
@@ -157,16 +171,6 @@ func (rd *reader) see(key string) {
 		return
 	}
 	rd.seen.Add(key)
-}
-
-// otherShard reports whether the row at pos, of match-key value key ("" when unknown),
-// belongs to another shard, and if so finishes it here as theirs.
-func (rd *reader) otherShard(pos rowPos, key string) bool {
-	if rd.cfg.Shard.owns(key, pos.num) {
-		return false
-	}
-	rd.ring.ack(outcome{pos: pos, other: true})
-	return true
 }
 
 func localReject(pos rowPos, raw []byte, key, stage, code, msg string) outcome {

@@ -44,4 +44,18 @@ type outcome struct {
 	kind int
 }
 
+// bodyPool holds request body buffers for reuse; getBody and putBody use it.
 var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// keepBodyBytes is the largest body buffer put back for reuse: a buffer grown by a wide row
+// is left to the collector, so that a few wide rows do not keep their size in every lane.
+const keepBodyBytes = 64 << 10
+
+func getBody() *[]byte { return bodyPool.Get().(*[]byte) }
+
+// putBody gives a body buffer back once nothing refers to it.
+func putBody(b *[]byte) {
+	if cap(*b) <= keepBodyBytes {
+		bodyPool.Put(b)
+	}
+}

@@ -47,11 +47,11 @@ func (s *senders) lane(id int, q <-chan job) {
 			return
 		}
 		if s.stops.halted() {
-			bodyPool.Put(j.body)
+			putBody(j.body)
 			continue
 		}
 		if first, held := s.holds.behind(j.key, j.pos.num); held {
-			bodyPool.Put(j.body)
+			putBody(j.body)
 			s.ring.ack(heldReject(j.pos, j.raw, j.key, first))
 			continue
 		}
@@ -59,11 +59,11 @@ func (s *senders) lane(id int, q <-chan job) {
 			unchanged, err := lk.compare(j)
 			if err != nil {
 				s.stops.fatal(fmt.Errorf("%s: record %d: %w", s.cfg.Path, j.pos.num, err))
-				bodyPool.Put(j.body)
+				putBody(j.body)
 				continue
 			}
 			if unchanged {
-				bodyPool.Put(j.body)
+				putBody(j.body)
 				s.ring.ack(outcome{pos: j.pos, kind: bodyUnchanged})
 				continue
 			}
@@ -82,7 +82,7 @@ func (s *senders) lane(id int, q <-chan job) {
 			}
 			s.ring.ack(o.outcome)
 		}
-		bodyPool.Put(j.body)
+		putBody(j.body)
 	}
 }
 

@@ -192,3 +192,35 @@ func TestOversizedRow(t *testing.T) {
 		t.Errorf("spill files left: %v", left)
 	}
 }
+
+// A row under --max-row-bytes whose request body would be over the API's 1 MiB (each
+// control character takes six bytes in JSON) is rejected without a request, and the later
+// rows of its profile are held behind it.
+func TestBodyOverTheAPILimit(t *testing.T) {
+	wide := "E2," + strings.Repeat("\x01", 200_000) + ",Paris\n" // 200 KB as read, 1.2 MB as JSON
+	data := "customer_id,first_name,city\nE1,Ann,Lyon\n" + wide + "E3,Cy,Nice\nE2,Bo,Metz\n"
+	dir := t.TempDir()
+	path := filepath.Join(dir, "wide.csv")
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	emu, url, upserts := countingEmulator(t)
+	res := cdpload(t, nil, "load", "--base-url", url, "--progress", "none", "--rate", "0", path)
+	if res.code != exitRejected {
+		t.Fatalf("exit %d\n%s", res.code, res.stderr)
+	}
+	hostileCheckProfiles(t, emu, `[{"customer_id":"E1","first_name":"Ann","city":"Lyon"},{"customer_id":"E3","first_name":"Cy","city":"Nice"}]`)
+	if n := upserts.Load(); n != 2 {
+		t.Errorf("%d upserts, want 2: the wide row and the row held behind it are not sent", n)
+	}
+	rejects := filepath.Join(dir, "wide.rejects.csv")
+	if got, err := os.ReadFile(rejects); err != nil || string(got) != "customer_id,first_name,city\n"+wide+"E2,Bo,Metz\n" {
+		t.Errorf("rejects: %d bytes (%v), want the header, the wide row and the row held behind it", len(got), err)
+	}
+	log := hostileReadLog(t, rejects+".log.jsonl")
+	if len(log) != 2 || log[0].Stage != loader.StageValidate || log[0].Code != "body_too_large" || log[0].Row != 2 ||
+		!strings.Contains(log[0].Message, "more than the 1048576 bytes the API accepts") ||
+		log[1].Stage != loader.StageHeld || log[1].Behind != 2 {
+		t.Errorf("rejects log %+v", log)
+	}
+}

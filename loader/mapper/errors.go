@@ -21,6 +21,7 @@ const (
 	CodeMissingKey     = "missing_key"     // (validate) no value for the match key
 	CodeEmptyRecord    = "empty_record"    // (validate) no cell or member gives a non-null value (constants do not count); checked before missing_key
 	CodeFieldCount     = "field_count"     // (map) a CSV record whose cells do not match the header
+	CodeBodyTooLarge   = "body_too_large"  // (validate) the request body would be over MaxBodyBytes
 )
 
 // RowError is why one record cannot be sent. It is data for the rejects log, not a reason to

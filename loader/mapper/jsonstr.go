@@ -68,6 +68,34 @@ func appendJSONString[S ~string | ~[]byte](dst []byte, s S) []byte {
 	return append(dst, '"')
 }
 
+// jsonStringLen is the length of appendJSONString(nil, s).
+func jsonStringLen[S ~string | ~[]byte](s S) int {
+	n := 2
+	for i := 0; i < len(s); {
+		if b := s[i]; b < utf8.RuneSelf {
+			switch {
+			case b >= 0x20 && b != '"' && b != '\\':
+				n++
+			case b == '"', b == '\\', b == '\b', b == '\f', b == '\n', b == '\r', b == '\t':
+				n += 2
+			default:
+				n += 6
+			}
+			i++
+			continue
+		}
+		c, size := utf8.DecodeRuneInString(string(s[i:min(len(s), i+utf8.UTFMax)]))
+		switch {
+		case c == utf8.RuneError && size == 1, c == '\u2028', c == '\u2029':
+			n += 6
+		default:
+			n += size
+		}
+		i += size
+	}
+	return n
+}
+
 // jsonStringBody returns the bytes between the quotes of a raw JSON string and whether they
 // are its value as is (no escapes). raw must start and end with a quote.
 func jsonStringBody(raw []byte) (body []byte, plain bool) {

@@ -26,6 +26,9 @@ func stdlibString(t testing.TB, s string) []byte {
 func checkAppendString(t testing.TB, s string) {
 	t.Helper()
 	got := appendString(nil, s)
+	if n := jsonStringLen(s); n != len(got) {
+		t.Fatalf("jsonStringLen(%q) = %d, appendString gives %d bytes", s, n, len(got))
+	}
 	if want := stdlibString(t, s); !bytes.Equal(got, want) {
 		t.Fatalf("appendString(%q) = %s, encoding/json gives %s", s, got, want)
 	}

@@ -67,6 +67,9 @@ func (m *Mapper) mapCSV(rec *source.Record, dst []byte) ([]byte, string, error) 
 			buf = append(buf, "null"...)
 			continue
 		}
+		if p.kind == kString && overLimit(len(buf), v) {
+			return buf[:0], "", bodyTooLarge()
+		}
 		start := len(buf)
 		var r reason
 		if buf, r = appendValue(buf, p.kind, v, p.time); r != ok {
@@ -123,6 +126,9 @@ func (m *Mapper) mapJSONL(rec *source.Record, dst []byte) ([]byte, string, error
 		case c == '"' && p.kind == kString && len(p.trans) == 0:
 			// The common case: copy the string through without decoding it.
 			body, plain := jsonStringBody(raw)
+			if overLimit(len(buf), body) { // its escapes are no shorter decoded and encoded again
+				return buf[:0], "", bodyTooLarge()
+			}
 			if plain {
 				buf = appendJSONString(buf, body)
 				if p.isKey {
@@ -193,6 +199,30 @@ func (m *Mapper) mapJSONL(rec *source.Record, dst []byte) ([]byte, string, error
 	return m.finish(buf, key, hasKey, values)
 }
 
+// MaxBodyBytes is the largest request body the API accepts: it refuses a larger one with
+// 400, and a gateway in front of it may refuse it with 413. A record whose body would be
+// larger is rejected without a request. A body can be several times its row's size (a
+// control character in a value takes six bytes as \u0001), so rows under --max-row-bytes
+// can still reach it.
+const MaxBodyBytes = 1 << 20
+
+// bodyTooLarge is the error of a record whose body would be over MaxBodyBytes.
+func bodyTooLarge() *RowError {
+	return &RowError{Stage: StageValidate, Code: CodeBodyTooLarge, Message: fmt.Sprintf(
+		"the request body would be more than the %d bytes the API accepts; shorten the row's values (a control character takes 6 bytes in JSON)", MaxBodyBytes)}
+}
+
+// overLimit reports whether appending s as a JSON string to a body of n bytes takes it past
+// MaxBodyBytes. Only a value long enough to get there is measured, so that a wide value is
+// refused before its JSON, up to six times its size, is built.
+func overLimit[S ~string | ~[]byte](n int, s S) bool {
+	room := MaxBodyBytes - n
+	if len(s)+2 > room {
+		return true
+	}
+	return len(s) >= room/6 && jsonStringLen(s) > room
+}
+
 // finish validates the record as a whole and closes the body.
 func (m *Mapper) finish(buf []byte, key string, hasKey bool, values int) ([]byte, string, error) {
 	if values == 0 {
@@ -207,7 +237,11 @@ func (m *Mapper) finish(buf []byte, key string, hasKey bool, values int) ([]byte
 		buf = append(buf, ',')
 		buf = append(buf, m.consts...)
 	}
-	return append(buf, m.tail...), key, nil
+	buf = append(buf, m.tail...)
+	if len(buf) > MaxBodyBytes {
+		return buf[:0], "", bodyTooLarge()
+	}
+	return buf, key, nil
 }
 
 // keyText is the match key's value as text: the string itself, or the JSON text of another

@@ -732,3 +732,38 @@ func TestKeyOfRefusedRecords(t *testing.T) {
 		}
 	}
 }
+
+// A record whose body would be over MaxBodyBytes is refused without a request, whether one
+// value is too wide, its escapes make it so, or its values add up; a body at the limit is sent.
+func TestBodyTooLarge(t *testing.T) {
+	csv := mustNew(t, source.CSV, []string{"customer_id", "first_name", "city"}, nil, Options{})
+	jsonl := mustNew(t, source.JSONL, nil, nil, Options{})
+	esc := strings.Repeat("\x01", MaxBodyBytes/6+10) // under the limit as read, 6 times that as JSON
+	half := strings.Repeat("a", MaxBodyBytes/2)
+	for _, tc := range []struct {
+		name string
+		mp   *Mapper
+		rec  *source.Record
+	}{
+		{"a wide value", csv, csvRec("C1", strings.Repeat("a", MaxBodyBytes), "Lyon")},
+		{"escapes", csv, csvRec("C1", esc, "Lyon")},
+		{"values that add up", csv, csvRec("C1", half, half)},
+		{"a wide JSONL string", jsonl, jsonRec(t, `{"customer_id":"C1","first_name":"`+strings.Repeat("a", MaxBodyBytes)+`"}`)},
+		{"JSONL escapes", jsonl, jsonRec(t, `{"customer_id":"C1","first_name":"`+strings.Repeat(`\u0001`, MaxBodyBytes/6+10)+`"}`)},
+	} {
+		body, _, err := tc.mp.Map(tc.rec, nil)
+		var re *RowError
+		if !errors.As(err, &re) || re.Stage != StageValidate || re.Code != CodeBodyTooLarge || len(body) != 0 {
+			t.Errorf("%s: body of %d bytes, error %v; want %s %s", tc.name, len(body), err, StageValidate, CodeBodyTooLarge)
+		}
+	}
+	// The largest value that fits: the body is exactly MaxBodyBytes.
+	empty, _, err := csv.Map(csvRec("C1", "", "Lyon"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fit := strings.Repeat("a", MaxBodyBytes-len(empty)-len(`,"first_name":""`))
+	if body, _, err := csv.Map(csvRec("C1", fit, "Lyon"), nil); err != nil || len(body) != MaxBodyBytes {
+		t.Errorf("a body at the limit: %d bytes, %v; want %d, sent", len(body), err, MaxBodyBytes)
+	}
+}
