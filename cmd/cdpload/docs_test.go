@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -192,6 +193,45 @@ func TestDocsExitCodes(t *testing.T) {
 	for code, name := range codes {
 		if !regexp.MustCompile(`(^|\D)` + strconv.Itoa(int(code)) + `(\D|$)`).MatchString(usage) {
 			t.Errorf("cdpload help, exit codes: no exit %d (%s in main.go)", code, name)
+		}
+	}
+}
+
+// forcedBar is a command line or environment that forces the progress bar.
+var forcedBar = regexp.MustCompile(`--?progress(=|\s+)["']?bar\b|CDPLOAD_PROGRESS=["']?bar\b`)
+
+// make demo leaves --progress to auto: a bar on a terminal, log lines when its output is
+// piped or captured, which a forced bar would fill with escape codes.
+func TestDemoLeavesProgressToAuto(t *testing.T) {
+	root := filepath.Join("..", "..")
+	makefile, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The demo target's recipe: the lines after "demo:" that start with a tab.
+	var recipe []string
+	lines := strings.Split(string(makefile), "\n")
+	for i, line := range lines {
+		if !strings.HasPrefix(line, "demo:") {
+			continue
+		}
+		for _, l := range lines[i+1:] {
+			if !strings.HasPrefix(l, "\t") {
+				break
+			}
+			recipe = append(recipe, l)
+		}
+	}
+	if !slices.ContainsFunc(recipe, func(l string) bool { return strings.Contains(l, "scripts/demo.sh") }) {
+		t.Fatalf("the Makefile's demo target does not run scripts/demo.sh: %q", recipe)
+	}
+	script, err := os.ReadFile(filepath.Join(root, "scripts", "demo.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, text := range map[string]string{"the Makefile's demo target": strings.Join(recipe, "\n"), "scripts/demo.sh": string(script)} {
+		for _, m := range forcedBar.FindAllString(text, -1) {
+			t.Errorf("%s forces the progress bar (%s): leave --progress to auto, or give none or log", what, m)
 		}
 	}
 }
