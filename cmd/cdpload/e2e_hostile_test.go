@@ -33,12 +33,14 @@ const hostileTimeout = 60 * time.Second
 type hostileCase struct {
 	name string   // file name: in testdata/hostile, or of the generated file
 	data []byte   // generated content (big or binary files); nil reads testdata/hostile/name
+	file string   // with nil data, the file of testdata/hostile to load as name, if not name
 	skip string   // why the case is skipped: a finding that needs a fix outside this test's reach
 	args []string // flags besides the usual ones
 
 	exit int
 
-	// exit 2: each must appear in standard error (which must also name the file).
+	// Each must appear in standard error: for exit 2, which must also name the file, what
+	// to do; for exit 0 or 3, a warning (e.g. the --encoding to give).
 	errs []string
 
 	// exit 0 or 3:
@@ -223,6 +225,21 @@ func hostileCases() []hostileCase {
 			rejectsFile: cp1252("customer_id,first_name,city\nC2,Bob,Paris,x\n"),
 			profiles: `[{"customer_id":"C1","first_name":"“Al”","city":"Zürich"},
 				{"customer_id":"C3","first_name":"René","city":"€ville"}]`},
+		// A real export saved as Windows-1252 with CRLF line ends: without --encoding its
+		// accented rows are rejected and the message names windows-1252 (a curly apostrophe
+		// comes first); with it, every name arrives as UTF-8.
+		{name: "windows1252_export.csv", exit: exitRejected,
+			errs:    []string{"rows are not valid UTF-8; the bytes look like windows-1252: try --encoding windows-1252"},
+			rejects: []hostileReject{{1, 2, "invalid_utf8"}, {2, 3, "invalid_utf8"}, {4, 5, "invalid_utf8"}},
+			rejectsFile: "customer_id,first_name,last_name,city,country\r\nX1,Ann,O\x92Brien,Dublin,IE\r\n" +
+				"X2,Ren\xe9,C\xf4t\xe9,Montr\xe9al,CA\r\nX4,Zo\xeb,M\xfcller,Z\xfcrich,CH\r\n",
+			profiles: `[{"customer_id":"X3","first_name":"Bob","last_name":"Smith","city":"Paris","country":"FR"}]`},
+		{name: "windows1252_export_encoding.csv", file: "windows1252_export.csv", exit: exitOK,
+			args: []string{"--encoding", "windows-1252"},
+			profiles: `[{"customer_id":"X1","first_name":"Ann","last_name":"O’Brien","city":"Dublin","country":"IE"},
+				{"customer_id":"X2","first_name":"René","last_name":"Côté","city":"Montréal","country":"CA"},
+				{"customer_id":"X3","first_name":"Bob","last_name":"Smith","city":"Paris","country":"FR"},
+				{"customer_id":"X4","first_name":"Zoë","last_name":"Müller","city":"Zürich","country":"CH"}]`},
 
 		// JSON Lines.
 		{name: "arrays_scalars.jsonl", exit: exitRejected, // and {} (nothing to send); the last line has no line end
@@ -321,8 +338,12 @@ func hostileUTF16(s string) []byte {
 func runHostile(t *testing.T, tc hostileCase) {
 	data := tc.data
 	if data == nil {
+		file := tc.name
+		if tc.file != "" {
+			file = tc.file
+		}
 		var err error
-		if data, err = os.ReadFile(filepath.Join("..", "..", "testdata", "hostile", tc.name)); err != nil {
+		if data, err = os.ReadFile(filepath.Join("..", "..", "testdata", "hostile", file)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -365,6 +386,11 @@ func runHostile(t *testing.T, tc hostileCase) {
 			}
 		}
 		return
+	}
+	for _, want := range tc.errs {
+		if !strings.Contains(res.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, hostileClip(res.stderr))
+		}
 	}
 
 	got := hostileReadLog(t, rejects+".log.jsonl")

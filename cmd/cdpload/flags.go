@@ -140,7 +140,7 @@ func newFlagSet(cmd string, o *options, out io.Writer) *flag.FlagSet {
 		}
 		fmt.Fprint(out, "Flags (each also from the environment as CDPLOAD_<FLAG>, e.g. CDPLOAD_RATE=200):\n")
 		printFlags(out, fs)
-		fmt.Fprint(out, "\nExit codes: 0 all accepted; 1 stopped early (run again to resume); 2 usage or\nconfiguration error; 3 finished with rejected rows; 4 the API refused the token (fix it);\n130/143 interrupted (run again to resume).\n")
+		fmt.Fprint(out, "\nExit codes: 0 all accepted; 1 stopped early (run again to resume); 2 usage or\nconfiguration error; 3 finished with rejected rows; 4 the API refused the token (fix it);\n5 more than --max-errors rows rejected (the data: do not retry, a person runs again to\nresume); 130/143 interrupted (run again to resume).\n")
 	}
 	return fs
 }

@@ -103,8 +103,9 @@ func indexed(job *batchv1.JobSpec) bool {
 }
 
 // checkIndexedJob checks a sharded load: one pod per shard, all running at once, each
-// index retried on its own, every pod's cdpload taking its shard from its index, and state
-// files side by side on one volume that every pod can write.
+// index retried on its own, every pod's cdpload taking its shard from its index, state
+// files side by side on one volume that every pod can write, and the exit codes the Job
+// fails on at once or retries (checkExitCodeRules).
 func checkIndexedJob(t *testing.T, set *manifestSet, job *batchv1.JobSpec, found []cdploadContainer) {
 	t.Helper()
 	if job.Completions == nil || job.Parallelism == nil || *job.Completions != *job.Parallelism {
@@ -130,6 +131,11 @@ func checkIndexedJob(t *testing.T, set *manifestSet, job *batchv1.JobSpec, found
 			if claim != nil && !slices.Contains(claim.Spec.AccessModes, corev1.ReadWriteMany) {
 				t.Errorf("container %s: the state volume %s must be ReadWriteMany: %d pods write to it at once, on any node", cc.c.Name, claim.Name, n)
 			}
+		}
+	}
+	for _, cc := range found {
+		if cc.cmd == "load" {
+			checkExitCodeRules(t, job.PodFailurePolicy, cc.c.Name)
 		}
 	}
 	if job.PodFailurePolicy != nil {
@@ -331,26 +337,48 @@ func checkCronJob(t *testing.T, cj *batchv1.CronJob, found []cdploadContainer) {
 		t.Errorf("container %s: securityContext.readOnlyRootFilesystem should be true: cdpload writes only to --state-dir", c.Name)
 	}
 
-	// Exit 2 (configuration), 4 (the token) and 5 (too many rejects: the data) fail the Job at
-	// once: a retry would fail alike, or let more bad rows through.
-	failJob := map[int32]bool{}
-	if job.PodFailurePolicy != nil {
-		for _, r := range job.PodFailurePolicy.Rules {
-			oc := r.OnExitCodes
-			if r.Action != batchv1.PodFailurePolicyActionFailJob || oc == nil || oc.Operator != batchv1.PodFailurePolicyOnExitCodesOpIn ||
-				oc.ContainerName == nil || *oc.ContainerName != c.Name {
-				continue
-			}
-			for _, v := range oc.Values {
-				failJob[v] = true
-			}
-		}
-	}
+	checkExitCodeRules(t, job.PodFailurePolicy, c.Name)
+}
+
+// checkExitCodeRules checks what a Job does when its cdpload container exits: exit 2
+// (configuration), 4 (the token) and 5 (too many rejects: the data) fail the Job at once, by
+// a FailJob rule naming the container, since a retry would fail alike or let more bad rows
+// through; exit 1 (stopped early), 130 and 143 (interrupted) are retried, counted against
+// the backoff limit, since the retry resumes from the checkpoint.
+func checkExitCodeRules(t *testing.T, policy *batchv1.PodFailurePolicy, container string) {
+	t.Helper()
 	for _, code := range []int32{exitUsage, exitAuth, exitTooMany} {
-		if !failJob[code] {
-			t.Errorf("podFailurePolicy: no FailJob rule with onExitCodes {containerName: %s, operator: In} for exit %d", c.Name, code)
+		r := exitCodeRule(policy, container, code)
+		if r == nil || r.Action != batchv1.PodFailurePolicyActionFailJob || r.OnExitCodes.Operator != batchv1.PodFailurePolicyOnExitCodesOpIn ||
+			r.OnExitCodes.ContainerName == nil {
+			t.Errorf("podFailurePolicy: no FailJob rule with onExitCodes {containerName: %s, operator: In} for exit %d (before any other rule that matches it)", container, code)
 		}
 	}
+	for _, code := range []int32{exitStopped, exitInterrupt, exitTerminated} {
+		if r := exitCodeRule(policy, container, code); r != nil && r.Action != batchv1.PodFailurePolicyActionCount {
+			t.Errorf("podFailurePolicy: exit %d of container %s is %s; want it retried (no rule, or Count): the retry resumes", code, container, r.Action)
+		}
+	}
+}
+
+// exitCodeRule returns the podFailurePolicy rule that decides what happens when container
+// exits with code, as the Job controller picks it: the first whose onExitCodes match; nil
+// when none does, and the failure counts against the backoff limit.
+func exitCodeRule(policy *batchv1.PodFailurePolicy, container string, code int32) *batchv1.PodFailurePolicyRule {
+	if policy == nil {
+		return nil
+	}
+	for i, r := range policy.Rules {
+		oc := r.OnExitCodes
+		if oc == nil || (oc.ContainerName != nil && *oc.ContainerName != container) {
+			continue
+		}
+		in := slices.Contains(oc.Values, code)
+		if (oc.Operator == batchv1.PodFailurePolicyOnExitCodesOpIn && in) || (oc.Operator == batchv1.PodFailurePolicyOnExitCodesOpNotIn && !in) {
+			return &policy.Rules[i]
+		}
+	}
+	return nil
 }
 
 // cdploadCommand returns the cdpload command and its arguments if c runs one: the image's
