@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"cdpload/fix"
 )
 
 // Version is the format version of the checkpoint files this package reads and writes.
@@ -50,7 +52,7 @@ type State struct {
 }
 
 // CorruptError reports a checkpoint file, or a rejects file the checkpoint vouches for,
-// that cannot be trusted. The way out is to repair the file or start over (--restart).
+// that cannot be trusted. The way out is to repair the file or start over (fix.Restart).
 type CorruptError struct {
 	Path   string // the file
 	Reason string // what is wrong with it, e.g. "not JSON", "version 99"
@@ -62,9 +64,9 @@ type CorruptError struct {
 // Error says which file is wrong, why, and what to do.
 func (e *CorruptError) Error() string {
 	if e.rejects {
-		return fmt.Sprintf("rejects file %s is shorter than the checkpoint says (%s): it was changed or truncated; restore it or run with --restart", e.Path, e.Reason)
+		return fmt.Sprintf("rejects file %s is shorter than the checkpoint says (%s): it was changed or truncated; restore it, or %s", e.Path, e.Reason, fix.Restart)
 	}
-	return fmt.Sprintf("checkpoint %s is unreadable (%s): fix or delete it, or run with --restart", e.Path, e.Reason)
+	return fmt.Sprintf("checkpoint %s is unreadable (%s): fix or delete it, or %s", e.Path, e.Reason, fix.Restart)
 }
 
 // Unwrap returns the underlying error, if any.
@@ -75,10 +77,9 @@ type MismatchError struct {
 	Changes []string // each difference, for a person, e.g. `option "delimiter": "," → ";"`
 }
 
-// Error lists the differences and says that --restart starts over.
+// Error lists the differences and says what to do (fix.SameRun).
 func (e *MismatchError) Error() string {
-	return "this run does not match its checkpoint (" + strings.Join(e.Changes, "; ") +
-		"): run with the same input and options, or with --restart to start over"
+	return "this run does not match its checkpoint (" + strings.Join(e.Changes, "; ") + "): " + fix.SameRun.String()
 }
 
 // Load reads the checkpoint at path. When there is none, the error wraps fs.ErrNotExist.

@@ -220,7 +220,7 @@ func TestLoadCorrupt(t *testing.T) {
 			}
 			msg := err.Error()
 			if !strings.HasPrefix(msg, "checkpoint "+path+" is unreadable (") ||
-				!strings.HasSuffix(msg, "): fix or delete it, or run with --restart") ||
+				!strings.HasSuffix(msg, "): fix or delete it, or run with --restart to load the input again from its first row") ||
 				!strings.Contains(ce.Reason, tt.reason) || ce.Path != path {
 				t.Errorf("error %q (reason %q), want reason containing %q", msg, ce.Reason, tt.reason)
 			}

@@ -42,7 +42,7 @@ func TestTruncateTo(t *testing.T) {
 				}
 				msg := err.Error()
 				if !strings.HasPrefix(msg, "rejects file "+path+" is shorter than the checkpoint says") ||
-					!strings.HasSuffix(msg, "it was changed or truncated; restore it or run with --restart") {
+					!strings.HasSuffix(msg, "it was changed or truncated; restore it, or run with --restart to load the input again from its first row") {
 					t.Errorf("message %q", msg)
 				}
 			} else if err != nil {

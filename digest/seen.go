@@ -121,7 +121,7 @@ func (s *Seen) begin(input string, fresh bool) error {
 	if !fresh {
 		v, closer, err := s.db.db.Get(mark)
 		if errors.Is(err, pebble.ErrNotFound) {
-			return fmt.Errorf("%w: %s was loaded in part without --removed", ErrUnseen, input)
+			return fmt.Errorf("%w: %s was loaded in part without recording its keys", ErrUnseen, input)
 		}
 		if err != nil {
 			return fmt.Errorf("seen store %s: %w", s.db.dir, err)
@@ -270,7 +270,7 @@ func removed(store *Store, seen *seenDB, matchKey string, inputs []string, w io.
 		tags[string(tag)] = true
 		v, closer, err := seen.db.Get(markKey(tag))
 		if errors.Is(err, pebble.ErrNotFound) {
-			return 0, fmt.Errorf("%w: %s was loaded without --removed", ErrUnseen, in)
+			return 0, fmt.Errorf("%w: %s was loaded without recording its keys", ErrUnseen, in)
 		}
 		if err != nil {
 			return 0, fmt.Errorf("seen store %s: %w", seen.dir, err)

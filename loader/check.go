@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"cdpload/checkpoint"
+	"cdpload/fix"
 	"cdpload/source"
 )
 
@@ -157,11 +158,11 @@ func statePaths(cfg Config, format source.Format) StateFiles {
 func checkStateDir(cfg Config, p StateFiles) error {
 	dir := stateDir(cfg)
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return configErr("state folder %s does not exist: create it or choose another with --state-dir", dir)
+		return configErr("state folder %s does not exist: create it or %s", dir, fix.StateDir)
 	}
 	if needsWrite := !cfg.Validate || cfg.Rejects == ""; needsWrite {
 		if err := writable(filepath.Dir(p.Rejects)); err != nil {
-			return configErr("cannot write the checkpoint and rejects in %s (%v): choose a writable folder with --state-dir", filepath.Dir(p.Rejects), err)
+			return configErr("cannot write the checkpoint and rejects in %s (%v): %s", filepath.Dir(p.Rejects), err, fix.StateDir)
 		}
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	"cdpload/checkpoint"
+	"cdpload/fix"
 	"cdpload/loader/mapper"
 	"cdpload/sink"
 	"cdpload/source"
@@ -58,7 +59,7 @@ func prepare(ctx context.Context, cfg Config) (*run, error) {
 		return r, &ConfigError{Err: err}
 	}
 	if err := r.holds.load(r.rej.logPath, at.logSize); err != nil {
-		return r, &ConfigError{Err: fmt.Errorf("%w: the resume cannot tell which profiles to hold; run with --restart to load the file again from the start", err)}
+		return r, &ConfigError{Err: fix.With(fix.Restart, fmt.Errorf("%w: the resume cannot tell which profiles to hold", err))}
 	}
 	if err := r.openStores(paths, at); err != nil {
 		return r, err
@@ -264,7 +265,7 @@ func formatOf(cfg Config) (source.Format, error) {
 		return cfg.Source.Format, nil
 	}
 	if cfg.Path == "-" {
-		return "", configErr("standard input has no file name to tell its format: give --format csv, tsv or jsonl")
+		return "", configErr("standard input has no file name to tell its format: %s", fix.Format)
 	}
 	f, _, err := source.DetectFormat(inputName(cfg))
 	if err != nil {

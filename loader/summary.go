@@ -9,6 +9,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"cdpload/fix"
 )
 
 // How a run ended, as the summary's status says.
@@ -78,7 +80,7 @@ func (s *Summary) WriteText(w io.Writer) {
 	}
 	fmt.Fprintf(&b, "cdpload %s %s: %s\n", verb, s.Input, s.Status)
 	if s.Status == StatusAlreadyFinished {
-		fmt.Fprintf(&b, "  the checkpoint %s says this input was loaded already; nothing sent (use --restart to load it again)\n", s.Checkpoint)
+		fmt.Fprintf(&b, "  the checkpoint %s says this input was loaded already; nothing sent (%s)\n", s.Checkpoint, fix.Restart)
 		io.WriteString(w, b.String())
 		return
 	}
@@ -122,7 +124,7 @@ func (s *Summary) WriteText(w io.Writer) {
 		fmt.Fprintf(&b, "  rejected rows: %s (why: %s)\n", s.Rejects, s.RejectsLog)
 	}
 	if s.SuggestedEncoding != "" {
-		fmt.Fprintf(&b, "  rows are not valid UTF-8; the bytes look like %s: try --encoding %s\n", s.SuggestedEncoding, s.SuggestedEncoding)
+		fmt.Fprintf(&b, "  rows are not valid UTF-8; the bytes look like %s: %s\n", s.SuggestedEncoding, fix.Encoding.Say(s.SuggestedEncoding))
 	}
 	if s.Error != "" {
 		fmt.Fprintf(&b, "  stopped: %s\n", s.Error)

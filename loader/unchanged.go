@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"cdpload/digest"
+	"cdpload/fix"
 	"cdpload/loader/mapper"
 )
 
@@ -60,7 +61,7 @@ func openSeen(sk *SkipUnchanged, mp *mapper.Mapper, input, ident string, fresh b
 	dest.MatchKey = mp.MatchKey()
 	s, err := digest.OpenSeen(sk.StateDir, dest, input, ident, fresh)
 	if errors.Is(err, digest.ErrUnseen) {
-		return nil, &ConfigError{Err: fmt.Errorf("--removed: %w; run without --removed, or with --restart to read the input again from its first row", err)}
+		return nil, &ConfigError{Err: fix.With(fix.RemovedResume, fmt.Errorf("%s: %w", fix.Removed, err))}
 	}
 	if err != nil {
 		return nil, digestErr(err)
@@ -77,17 +78,17 @@ func openSeen(sk *SkipUnchanged, mp *mapper.Mapper, input, ident string, fresh b
 func WriteRemoved(ctx context.Context, cfg Config, inputs []string, path string) (int64, error) {
 	schema, err := cfg.Schema(ctx)
 	if err != nil {
-		return 0, &StopError{Err: fmt.Errorf("--removed: %w", err)}
+		return 0, &StopError{Err: fmt.Errorf("%s: %w", fix.Removed, err)}
 	}
 	sk := cfg.Skip
 	dest := sk.Destination
 	dest.MatchKey = mapper.MatchKey(schema, cfg.Mapping, cfg.Map)
 	n, err := digest.WriteRemoved(sk.StateDir, dest, inputs, path)
 	if errors.Is(err, digest.ErrUnseen) {
-		return 0, &ConfigError{Err: fmt.Errorf("--removed: %w; load it again to its end with --removed (--restart reads it from its first row)", err)}
+		return 0, &ConfigError{Err: fix.With(fix.RemovedLoad, fmt.Errorf("%s: %w", fix.Removed, err))}
 	}
 	if err != nil {
-		return 0, digestErr(fmt.Errorf("--removed %s: %w", path, err))
+		return 0, digestErr(fmt.Errorf("%s %s: %w", fix.Removed, path, err))
 	}
 	return n, nil
 }
@@ -99,7 +100,7 @@ func digestErr(err error) error {
 	case errors.Is(err, ErrLocked):
 		return &StopError{Err: err}
 	case errors.Is(err, digest.ErrForeign):
-		return &ConfigError{Err: fmt.Errorf("%w; run once with --reset-digests to start it afresh (that run sends every row)", err)}
+		return &ConfigError{Err: fix.With(fix.ResetDigests, err)}
 	}
 	return &StopError{Err: err}
 }

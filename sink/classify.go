@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"cdpload/fix"
 )
 
 // Outcome is what the caller should do next with a request, given how it ended.
@@ -71,6 +73,8 @@ type Result struct {
 	CorrelationID string        // the server's correlation id, for support requests
 	RetryAfter    time.Duration // the server's requested delay (Retry-After); 0 if absent or unparseable
 	Err           error         // the transport error, if any
+	// Fix is what a person can do about a Fatal result, said after Message by Answer.
+	Fix fix.Fix
 }
 
 // String describes the result in one line for logs, e.g.
@@ -104,13 +108,18 @@ func (r Result) Answer() string {
 		}
 		b.WriteString(r.Message)
 	}
+	if r.Fix != 0 {
+		b.WriteString("; " + r.Fix.String())
+	}
 	return b.String()
 }
 
-// statusRule is what a status means to the caller; hint says what to fix when it is fatal.
+// statusRule is what a status means to the caller; hint says what is wrong when it is
+// fatal, and fix what to do about it.
 type statusRule struct {
 	outcome Outcome
 	hint    string
+	fix     fix.Fix
 }
 
 // statusRules holds the statuses whose meaning differs from their class's (classRules).
@@ -118,26 +127,26 @@ type statusRule struct {
 // a status that every request of the run would get is Fatal, one that concerns this row
 // only is Rejected, one that may pass on its own is Transient.
 var statusRules = map[int]statusRule{
-	400: {Rejected, ""},
-	401: {Fatal, "the token is missing or invalid"},
-	403: {Fatal, "the token needs the cdp:profiles:write scope"},
-	404: {Fatal, "no such endpoint: check --base-url"},
-	405: {Fatal, "the endpoint does not take this method: check --base-url"},
-	406: {Fatal, "the server will not answer in JSON: check --base-url"},
-	407: {Fatal, "the proxy wants authentication: check HTTPS_PROXY"},
-	408: {Transient, ""},
-	409: {Transient, ""}, // a concurrent write to the same profile; a resend sees the settled state
-	410: {Fatal, "the endpoint is gone: check --base-url"},
-	411: {Fatal, ""},
-	413: {Rejected, ""}, // this row is too large; smaller rows may pass
-	415: {Fatal, ""},
-	422: {Rejected, ""},
-	425: {Transient, ""},
-	429: {RateLimited, ""},
-	431: {Fatal, ""},
-	501: {Fatal, "the server does not implement this endpoint: check --base-url"},
-	505: {Fatal, ""},
-	511: {Fatal, "the network wants a sign-in (captive portal)"},
+	400: {Rejected, "", fix.None},
+	401: {Fatal, "the token is missing or invalid", fix.None},
+	403: {Fatal, "the token needs the cdp:profiles:write scope", fix.None},
+	404: {Fatal, "no such endpoint", fix.BaseURL},
+	405: {Fatal, "the endpoint does not take this method", fix.BaseURL},
+	406: {Fatal, "the server will not answer in JSON", fix.BaseURL},
+	407: {Fatal, "the proxy wants authentication", fix.Proxy},
+	408: {Transient, "", fix.None},
+	409: {Transient, "", fix.None}, // a concurrent write to the same profile; a resend sees the settled state
+	410: {Fatal, "the endpoint is gone", fix.BaseURL},
+	411: {Fatal, "", fix.None},
+	413: {Rejected, "", fix.None}, // this row is too large; smaller rows may pass
+	415: {Fatal, "", fix.None},
+	422: {Rejected, "", fix.None},
+	425: {Transient, "", fix.None},
+	429: {RateLimited, "", fix.None},
+	431: {Fatal, "", fix.None},
+	501: {Fatal, "the server does not implement this endpoint", fix.BaseURL},
+	505: {Fatal, "", fix.None},
+	511: {Fatal, "the network wants a sign-in (captive portal)", fix.None},
 }
 
 // classRules is the default for each status class (index status/100). Redirects are never
@@ -145,10 +154,10 @@ var statusRules = map[int]statusRule{
 // Any 4xx not listed above concerns the request, so the row is rejected; it stays replayable
 // from the rejects file.
 var classRules = [6]statusRule{
-	2: {Accepted, ""},
-	3: {Fatal, "fix --base-url"},
-	4: {Rejected, ""},
-	5: {Transient, ""},
+	2: {Accepted, "", fix.None},
+	3: {Fatal, "which cdpload never follows", fix.BaseURL},
+	4: {Rejected, "", fix.None},
+	5: {Transient, "", fix.None},
 }
 
 // codeRules classifies a 2xx answer whose body says it failed ("success": false), by the
@@ -232,7 +241,7 @@ func Classify(status int, header http.Header, body []byte, err error, now time.T
 	case rule.outcome == Accepted && isEmpty:
 	case rule.outcome == Accepted && !isJSON:
 		r.Outcome = Fatal
-		r.Message = "the body is not JSON: the server is not the Profiles API; check --base-url"
+		r.Message, r.Fix = "the body is not JSON: the server is not the Profiles API", fix.BaseURL
 	case rule.outcome == Accepted && saysFailed(env):
 		r.Outcome = Transient
 		if o, ok := codeRules[r.Code]; ok {
@@ -244,7 +253,7 @@ func Classify(status int, header http.Header, body []byte, err error, now time.T
 	case rule.outcome == Accepted:
 		r.Code, r.Message, r.Details = "", "", nil
 	case status/100 == 3:
-		r.Message = fmt.Sprintf("the base URL redirects to %s: %s", redirectTarget(header), rule.hint)
+		r.Message, r.Fix = fmt.Sprintf("the base URL redirects to %s, %s", redirectTarget(header), rule.hint), rule.fix
 	default:
 		if r.Message == "" {
 			r.Message = statusText(status)
@@ -255,6 +264,7 @@ func Classify(status int, header http.Header, body []byte, err error, now time.T
 		if rule.hint != "" {
 			r.Message += ": " + rule.hint
 		}
+		r.Fix = rule.fix
 	}
 	return r
 }
@@ -415,16 +425,16 @@ func classifyTransport(err error) Result {
 		r.Message = "canceled"
 	case errors.As(err, &hostErr):
 		r.Outcome = Fatal
-		r.Message = fmt.Sprintf("the server's TLS certificate is not valid for its host name (%v): check --base-url, or pass the right CA with --ca-file", hostErr)
+		r.Message, r.Fix = fmt.Sprintf("the server's TLS certificate is not valid for its host name (%v)", hostErr), fix.BaseURLOrCA
 	case errors.As(err, &certErr), errors.As(err, &unknownAuth), errors.As(err, &invalidCert):
 		r.Outcome = Fatal
-		r.Message = fmt.Sprintf("the server's TLS certificate is not trusted (%v): if it is signed by a private CA, pass that CA with --ca-file", inner)
+		r.Message, r.Fix = fmt.Sprintf("the server's TLS certificate is not trusted (%v)", inner), fix.CAFile
 	case errors.As(err, &recordHdrErr), strings.Contains(inner.Error(), "server gave HTTP response to HTTPS client"):
 		r.Outcome = Fatal
-		r.Message = "the server does not speak TLS: check the scheme of --base-url (http:// or https://)"
+		r.Message, r.Fix = "the server does not speak TLS", fix.Scheme
 	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
 		r.Outcome = Fatal
-		r.Message = fmt.Sprintf("host %s not found: check --base-url", dnsErr.Name)
+		r.Message, r.Fix = fmt.Sprintf("host %s not found", dnsErr.Name), fix.BaseURL
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
 		r.Message = fmt.Sprintf("timed out (%v)", inner)
 	case errors.Is(err, syscall.ECONNREFUSED):

@@ -81,11 +81,11 @@ func TestClassifyStatus(t *testing.T) {
 		{name: "200 success false with auth code", status: 200, body: errBody(200, "CDP_ETL.AUTH.FORBIDDEN"), want: Fatal},
 		{name: "200 html", status: 200, body: "<html>welcome</html>", want: Fatal, msg: "the body is not JSON"},
 		{name: "200 cut off", status: 200, body: `{"succ`, err: io.ErrUnexpectedEOF, want: Transient, msg: "cut off"},
-		{name: "301", status: 301, header: h("Location", "https://user:pw@other.example/v1/profiles/upsert?token=x"), want: Fatal, msg: "the base URL redirects to https://other.example/v1/profiles/upsert: fix --base-url"},
+		{name: "301", status: 301, header: h("Location", "https://user:pw@other.example/v1/profiles/upsert?token=x"), want: Fatal, msg: "the base URL redirects to https://other.example/v1/profiles/upsert, which cdpload never follows; check --base-url"},
 		{name: "302 no location", status: 302, want: Fatal, msg: "redirects"},
 		{name: "307", status: 307, header: h("Location", "/x"), want: Fatal, msg: "--base-url"},
 		{name: "308", status: 308, header: h("Location", "/x"), want: Fatal},
-		{name: "404 json", status: 404, body: errBody(404, "NOT_FOUND"), want: Fatal, msg: "m404: no such endpoint: check --base-url"},
+		{name: "404 json", status: 404, body: errBody(404, "NOT_FOUND"), want: Fatal, msg: "m404: no such endpoint; check --base-url"},
 		{name: "404 html", status: 404, body: htmlBody, want: Fatal, msg: "Not Found (non-JSON body): no such endpoint"},
 		{name: "405", status: 405, want: Fatal, msg: "--base-url"},
 		{name: "406", status: 406, want: Fatal},
@@ -126,8 +126,8 @@ func TestClassifyStatus(t *testing.T) {
 			if tt.code != "" && r.Code != tt.code {
 				t.Errorf("Code = %q, want %q", r.Code, tt.code)
 			}
-			if !strings.Contains(r.Message, tt.msg) {
-				t.Errorf("Message = %q, want it to contain %q", r.Message, tt.msg)
+			if !strings.Contains(r.Answer(), tt.msg) {
+				t.Errorf("Answer = %q, want it to contain %q", r.Answer(), tt.msg)
 			}
 			if r.Outcome != Accepted && r.Message == "" {
 				t.Errorf("Message is empty for %v", r.Outcome)
@@ -183,12 +183,12 @@ func TestResultStringSaysTheStatusOnce(t *testing.T) {
 			"HTTP 200: the response was cut off (unexpected EOF): the upsert may have been applied and will be resent"},
 		{200, nil, `{"success":false}`, nil, "transient: HTTP 200: the body says the upsert failed", "HTTP 200: the body says the upsert failed"},
 		{301, http.Header{"Location": {"https://other.example/v1"}}, "", nil,
-			"fatal: HTTP 301: the base URL redirects to https://other.example/v1: fix --base-url",
-			"HTTP 301: the base URL redirects to https://other.example/v1: fix --base-url"},
-		{404, nil, htmlBody, nil, "fatal: HTTP 404: Not Found (non-JSON body): no such endpoint: check --base-url",
-			"HTTP 404: Not Found (non-JSON body): no such endpoint: check --base-url"},
-		{404, nil, errBody(404, "NOT_FOUND"), nil, "fatal: HTTP 404 NOT_FOUND: m404: no such endpoint: check --base-url (correlation id c-404)",
-			"HTTP 404 NOT_FOUND: m404: no such endpoint: check --base-url"},
+			"fatal: HTTP 301: the base URL redirects to https://other.example/v1, which cdpload never follows; check --base-url",
+			"HTTP 301: the base URL redirects to https://other.example/v1, which cdpload never follows; check --base-url"},
+		{404, nil, htmlBody, nil, "fatal: HTTP 404: Not Found (non-JSON body): no such endpoint; check --base-url",
+			"HTTP 404: Not Found (non-JSON body): no such endpoint; check --base-url"},
+		{404, nil, errBody(404, "NOT_FOUND"), nil, "fatal: HTTP 404 NOT_FOUND: m404: no such endpoint; check --base-url (correlation id c-404)",
+			"HTTP 404 NOT_FOUND: m404: no such endpoint; check --base-url"},
 		{499, nil, "", nil, "rejected: HTTP 499: no error message", "HTTP 499: no error message"},
 		{600, nil, "", nil, "transient: HTTP 600: a status outside 200 to 599", "HTTP 600: a status outside 200 to 599"},
 		{0, nil, "", nil, "transient: no response", "no response"},
@@ -235,8 +235,8 @@ func TestClassifyTransport(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := Classify(0, nil, nil, tt.err, now)
-			if r.Outcome != tt.want || !strings.Contains(r.Message, tt.msg) {
-				t.Fatalf("got %v %q, want %v containing %q", r.Outcome, r.Message, tt.want, tt.msg)
+			if r.Outcome != tt.want || !strings.Contains(r.Answer(), tt.msg) {
+				t.Fatalf("got %v %q, want %v containing %q", r.Outcome, r.Answer(), tt.want, tt.msg)
 			}
 			if r.Status != 0 || r.Err != tt.err {
 				t.Errorf("Status %d Err %v", r.Status, r.Err)

@@ -124,7 +124,7 @@ func TestUpsertResponses(t *testing.T) {
 			}))
 			defer srv.Close()
 			r := newClient(t, srv.URL).Upsert(context.Background(), []byte(`{}`))
-			if r.Outcome != tt.want || r.Status != tt.status || !strings.Contains(r.Message, tt.msg) ||
+			if r.Outcome != tt.want || r.Status != tt.status || !strings.Contains(r.Answer(), tt.msg) ||
 				r.RetryAfter != tt.retry || len(r.Details) != tt.details {
 				t.Fatalf("Upsert = %+v", r)
 			}
@@ -332,7 +332,7 @@ func TestRedirectIsNotFollowed(t *testing.T) {
 			c := newClient(t, src.URL)
 			r := c.Upsert(context.Background(), []byte(`{}`))
 			if r.Outcome != Fatal || r.Status != code || !strings.Contains(r.Message, "redirects") ||
-				!strings.Contains(r.Message, "--base-url") || !strings.Contains(r.Message, target.URL) {
+				!strings.Contains(r.Answer(), "--base-url") || !strings.Contains(r.Message, target.URL) {
 				t.Fatalf("Upsert = %+v", r)
 			}
 			if _, err := c.Schema(context.Background()); err == nil {
@@ -365,7 +365,7 @@ func TestTLS(t *testing.T) {
 	defer srv.Close()
 
 	r := newClient(t, srv.URL).Upsert(context.Background(), []byte(`{}`))
-	if r.Outcome != Fatal || !strings.Contains(r.Message, "certificate") || !strings.Contains(r.Message, "--ca-file") {
+	if r.Outcome != Fatal || !strings.Contains(r.Message, "certificate") || !strings.Contains(r.Answer(), "--ca-file") {
 		t.Fatalf("Upsert to an untrusted server = %+v", r)
 	}
 

@@ -9,6 +9,8 @@ import (
 	"golang.org/x/text/encoding"
 	"golang.org/x/text/encoding/charmap"
 	"golang.org/x/text/encoding/htmlindex"
+
+	"cdpload/fix"
 )
 
 // charset is how the bytes of a file that is not UTF-8 become text, keeping every offset
@@ -207,5 +209,5 @@ func GuessEncoding(b []byte) string {
 
 // encodingHint is the advice a message about bytes that are not UTF-8 ends with.
 func encodingHint(guess string) string {
-	return fmt.Sprintf("the bytes look like %s: try --encoding %s", guess, guess)
+	return fmt.Sprintf("the bytes look like %s: %s", guess, fix.Encoding.Say(guess))
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"cdpload/fix"
 )
 
 // Spill holds the exact bytes of a record too large to keep in memory (Err.Code
@@ -195,5 +197,5 @@ func spillRaw(raw []byte, max int64, dir string) (*Spill, error) {
 // tooLarge is the error of a record over max bytes.
 func tooLarge(size, max int64) *RecordError {
 	return &RecordError{Code: "row_too_large", Message: fmt.Sprintf(
-		"the row is %d bytes, more than the limit of %d (--max-row-bytes): it was not read into memory nor sent", size, max)}
+		"the row is %d bytes, more than the limit of %d (%s): it was not read into memory nor sent", size, max, fix.MaxRowBytes)}
 }

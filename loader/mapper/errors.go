@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"cdpload/fix"
 )
 
 // Stages of a RowError.
@@ -87,11 +89,11 @@ func (e *UnknownColumnsError) hint(c UnknownColumn) string {
 	if e.sheet {
 		short, cut := clipName(c.Name)
 		src := csvQuote(short) + cut
-		return fmt.Sprintf("%s %s is not a field of %s%s: map it (sheet row %s,%s,,,,) or drop it (sheet row %s,,,,,) in --mapping",
-			e.Kind, name, e.Object, did, src, field, src)
+		return fmt.Sprintf("%s %s is not a field of %s%s: map it (sheet row %s,%s,,,,) or drop it (sheet row %s,,,,,) %s",
+			e.Kind, name, e.Object, did, src, field, src, fix.Mapping)
 	}
-	return fmt.Sprintf("%s %s is not a field of %s%s: map it (source: %s, field: %s) or drop it (drop: true) in --mapping",
-		e.Kind, name, e.Object, did, name, field)
+	return fmt.Sprintf("%s %s is not a field of %s%s: map it (source: %s, field: %s) or drop it (drop: true) %s",
+		e.Kind, name, e.Object, did, name, field, fix.Mapping)
 }
 
 // maxNameShown bounds how much of a column or member name a message quotes: names come from

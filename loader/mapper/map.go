@@ -5,6 +5,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"cdpload/fix"
 	"cdpload/source"
 )
 
@@ -98,8 +99,8 @@ func (m *Mapper) mapJSONL(rec *source.Record, dst []byte) ([]byte, string, error
 		p := m.members[mem.Name]
 		if p == nil {
 			return buf[:0], "", &RowError{Stage: StageValidate, Code: CodeUnknownField, Field: mem.Name,
-				Message: fmt.Sprintf("member %s is not a field of %s%s: map it or drop it in --mapping",
-					quoteName(mem.Name), m.object, didYouMean(mem.Name, m.fields))}
+				Message: fmt.Sprintf("member %s is not a field of %s%s: map it or drop it %s",
+					quoteName(mem.Name), m.object, didYouMean(mem.Name, m.fields), fix.Mapping)}
 		}
 		if p.drop {
 			continue

@@ -45,6 +45,7 @@ import (
 	"time"
 	_ "time/tzdata" // timezone rules for containers without a zoneinfo database
 
+	"cdpload/fix"
 	"cdpload/sink"
 	"cdpload/source"
 )
@@ -412,7 +413,7 @@ func (b *builder) planColumns(header []string, format source.Format) {
 		b.finish(p)
 		if !p.drop {
 			if prev, dup := target[p.field]; dup {
-				b.errs = append(b.errs, fmt.Errorf("column %q and %s both fill field %s: map or drop one of them in --mapping", col, prev, p.field))
+				b.errs = append(b.errs, fmt.Errorf("column %q and %s both fill field %s: map or drop one of them %s", col, prev, p.field, fix.Mapping))
 			}
 			target[p.field] = fmt.Sprintf("column %q", col)
 		}
@@ -426,7 +427,7 @@ func (b *builder) planColumns(header []string, format source.Format) {
 	if len(unknown) > 0 {
 		b.unknownColumns(unknown, target, header, format)
 	} else if _, found := target[mp.matchKey]; !found && len(b.errs) == 0 {
-		b.errs = append(b.errs, fmt.Errorf("no column fills the match key %s: map a column to it (field: %s) in --mapping or match on another identity key", mp.matchKey, mp.matchKey))
+		b.errs = append(b.errs, fmt.Errorf("no column fills the match key %s: map a column to it (field: %s) %s or match on another identity key", mp.matchKey, mp.matchKey, fix.Mapping))
 	}
 }
 
@@ -461,8 +462,8 @@ func oneColumn(header []string, format source.Format) error {
 	}
 	for _, s := range seps {
 		if strings.Contains(header[0], s.sep) {
-			return fmt.Errorf("the header has one column, %s, which contains %s: if that separates the columns, give --delimiter %s",
-				quoteName(header[0]), s.shown, s.flag)
+			return fmt.Errorf("the header has one column, %s, which contains %s: %s",
+				quoteName(header[0]), s.shown, fix.Delimiter.Say(s.flag))
 		}
 	}
 	return nil
@@ -529,9 +530,9 @@ func expectation(k kind, ts *timeSpec, r reason, text string) string {
 	why := ""
 	switch r {
 	case badNaive:
-		why = "; the value has no zone offset: include one, or set a timezone (e.g. timezone: America/New_York) for it in --mapping"
+		why = "; the value has no zone offset: include one, or set a timezone (e.g. timezone: America/New_York) for it " + fix.Mapping.String()
 	case badOffset:
-		why = "; the value's zone offset has no colon: write it as Z, +00:00 or -05:30, or give the field a layout with -0700 in --mapping"
+		why = "; the value's zone offset has no colon: write it as Z, +00:00 or -05:30, or give the field a layout with -0700 " + fix.Mapping.String()
 	case badSeconds:
 		why = "; the value has no seconds: write them (15:30:00), or " + minutesLayout(text, ts)
 	case badRange:
@@ -577,12 +578,12 @@ func minutesLayout(text string, ts *timeSpec) string {
 		layout = "2006-01-02T15:04"
 	}
 	if len(text) > len(layout) {
-		return fmt.Sprintf("give the field a layout (e.g. layout: %q) in --mapping", layout+"Z07:00")
+		return fmt.Sprintf("give the field a layout (e.g. layout: %q) %s", layout+"Z07:00", fix.Mapping)
 	}
 	if ts == nil || ts.loc == nil {
-		return fmt.Sprintf("give the field a layout and a timezone (e.g. layout: %q, timezone: America/New_York) in --mapping", layout)
+		return fmt.Sprintf("give the field a layout and a timezone (e.g. layout: %q, timezone: America/New_York) %s", layout, fix.Mapping)
 	}
-	return fmt.Sprintf("give the field a layout (e.g. layout: %q) in --mapping", layout)
+	return fmt.Sprintf("give the field a layout (e.g. layout: %q) %s", layout, fix.Mapping)
 }
 
 func exampleTime(ts *timeSpec) string {
