@@ -82,43 +82,90 @@ func (c *Client) GoString() string { return c.String() }
 // New returns a Client for cfg. It fails on a base URL that is not http(s), a missing token,
 // or a CA file that cannot be read or holds no certificate. TLS is always verified.
 func New(cfg Config) (*Client, error) {
-	u, err := url.Parse(cfg.BaseURL)
+	u, err := baseURL(cfg.BaseURL)
 	if err != nil {
-		return nil, fmt.Errorf("base URL %q is not a URL", cfg.BaseURL)
+		return nil, err
 	}
-	if u.User != nil {
-		return nil, errors.New("base URL must not hold credentials: pass the token instead")
+	if err := checkToken(cfg.Token); err != nil {
+		return nil, err
 	}
-	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return nil, fmt.Errorf("base URL %q must start with https:// (or http://) and name a host", cfg.BaseURL)
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("base URL %q must not have a query or fragment", cfg.BaseURL)
-	}
-	if cfg.Token == "" {
-		return nil, errors.New("no API token")
-	}
-	if strings.IndexFunc(cfg.Token, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
-		return nil, errors.New("the API token holds control characters (a stray newline?)")
-	}
-	u.Path = strings.TrimRight(u.Path, "/")
-	u.RawPath = ""
-	base := u.String()
-
 	timeout := cfg.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
-	}
-	conns := cfg.Conns
-	if conns <= 0 {
-		conns = DefaultConns
 	}
 	ua := cfg.UserAgent
 	if ua == "" {
 		ua = "cdpload"
 	}
+	hc, err := httpClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	getHeader := http.Header{
+		"Authorization": {"Bearer " + cfg.Token},
+		"Accept":        {"application/json"},
+		"User-Agent":    {ua},
+	}
+	upsertHeader := getHeader.Clone()
+	upsertHeader.Set("Content-Type", "application/json")
+	// No Idempotency-Key header, not even an empty one: with it, net/http re-sends a POST
+	// by itself after a reset on a reused connection, at once, past the rate limiter and
+	// the retry count, while the first may still be applying. Without it, net/http re-sends
+	// only a request it never wrote, and every other attempt is the loader's.
+	return &Client{
+		hc:           hc,
+		base:         u.String(),
+		upsertURL:    endpoint(u, upsertPath),
+		schemaURL:    endpoint(u, schemaPath),
+		token:        cfg.Token,
+		timeout:      timeout,
+		upsertHeader: upsertHeader,
+		getHeader:    getHeader,
+	}, nil
+}
+
+// baseURL parses and checks the API's base URL, without a trailing slash.
+func baseURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("base URL %q is not a URL", raw)
+	}
+	if u.User != nil {
+		return nil, errors.New("base URL must not hold credentials: pass the token instead")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("base URL %q must start with https:// (or http://) and name a host", raw)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("base URL %q must not have a query or fragment", raw)
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawPath = ""
+	return u, nil
+}
+
+// checkToken refuses a token that no request could carry.
+func checkToken(token string) error {
+	if token == "" {
+		return errors.New("no API token")
+	}
+	if strings.IndexFunc(token, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
+		return errors.New("the API token holds control characters (a stray newline?)")
+	}
+	return nil
+}
+
+// httpClient is the client's connection pool: cfg.Conns keep-alive connections (HTTP/2
+// where the server offers it), TLS 1.2 or later verified against the system's CAs and
+// cfg.CAFile's, and no redirect followed.
+func httpClient(cfg Config) (*http.Client, error) {
+	conns := cfg.Conns
+	if conns <= 0 {
+		conns = DefaultConns
+	}
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.CAFile != "" {
+		var err error
 		if tlsConf.RootCAs, err = LoadCAs(cfg.CAFile); err != nil {
 			return nil, err
 		}
@@ -136,32 +183,11 @@ func New(cfg Config) (*Client, error) {
 		IdleConnTimeout:       90 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}
-	hc := &http.Client{
+	return &http.Client{
 		Transport: tr,
 		// Never follow a redirect: the token must not travel to another host, and a POST
 		// cannot be replayed faithfully across one. Classify makes the 3xx fatal.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	getHeader := http.Header{
-		"Authorization": {"Bearer " + cfg.Token},
-		"Accept":        {"application/json"},
-		"User-Agent":    {ua},
-	}
-	upsertHeader := getHeader.Clone()
-	upsertHeader.Set("Content-Type", "application/json")
-	// No Idempotency-Key header, not even an empty one: with it, net/http re-sends a POST
-	// by itself after a reset on a reused connection, at once, past the rate limiter and
-	// the retry count, while the first may still be applying. Without it, net/http re-sends
-	// only a request it never wrote, and every other attempt is the loader's.
-	return &Client{
-		hc:           hc,
-		base:         base,
-		upsertURL:    endpoint(u, upsertPath),
-		schemaURL:    endpoint(u, schemaPath),
-		token:        cfg.Token,
-		timeout:      timeout,
-		upsertHeader: upsertHeader,
-		getHeader:    getHeader,
 	}, nil
 }
 

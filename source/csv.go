@@ -206,60 +206,15 @@ func (d *csvDecoder) spilled(r Record, text []byte) (Record, error) {
 // (spilled when full), up to its end. Then a new csv.Reader reads on after it. A record
 // that proves to fit after all (blank lines made the recorder stop) is split as usual.
 func (d *csvDecoder) readLong(full bool) (Record, error) {
-	rc := d.rec
-	piece := rc.buf[rc.off:]
-	sc := newRowScan(d.cfg.delim)
-	a := &rowBytes{cs: d.cfg.cs, max: d.cfg.max, dir: d.cfg.spillDir, keep: full}
-	buf := make([]byte, bufSize)
-	var leftover []byte
-	eof := false
-	for {
-		start, heldCR, end := sc.feed(piece)
-		if full && a.spill == nil && sc.started && sc.blankBytes == 0 && a.size == 0 {
-			// No blank line inflated what the recorder kept: the record is over the
-			// limit, so it goes straight to the spill.
-			if err := a.open(); err != nil {
-				return Record{}, fmt.Errorf("%s: record %d (line %d): %w", d.cfg.name, d.num+1, d.line, err)
-			}
-		}
-		stop := len(piece)
-		if end >= 0 {
-			stop = end
-		}
-		var err error
-		if heldCR {
-			err = a.write([]byte{'\r'})
-		}
-		if err == nil {
-			err = a.write(piece[start:stop])
-		}
-		if err != nil {
-			a.abort()
-			return Record{}, fmt.Errorf("%s: record %d (line %d): %w", d.cfg.name, d.num+1, d.line+sc.blankLines, err)
-		}
-		if end >= 0 {
-			leftover = append([]byte(nil), piece[end:]...)
-			break
-		}
-		if eof {
-			break
-		}
-		n, err := rc.readOn(buf)
-		if err == io.EOF {
-			eof = true
-		} else if err != nil {
-			a.abort()
-			return Record{}, fmt.Errorf("%s: read: %w", d.cfg.name, ioError(err))
-		}
-		piece = buf[:n]
+	sc, a, err := d.scanLong(full)
+	if err != nil {
+		return Record{}, err
 	}
-	d.restart(leftover)
 	if !sc.started {
 		return Record{}, io.EOF // only blank lines were left
 	}
-	cs := d.cfg.cs
 	blank := sc.blankBytes
-	if cs != nil && cs.wide {
+	if cs := d.cfg.cs; cs != nil && cs.wide {
 		blank *= 2 // blank lines are ASCII: two bytes a character
 	}
 	d.num++
@@ -280,13 +235,68 @@ func (d *csvDecoder) readLong(full bool) (Record, error) {
 		return r, nil
 	}
 	text := a.mem
-	r.Raw = cs.appendRaw(make([]byte, 0, a.size), text)
+	r.Raw = d.cfg.cs.appendRaw(make([]byte, 0, a.size), text)
 	cr := csv.NewReader(bytes.NewReader(text))
 	cr.Comma, cr.FieldsPerRecord = d.cfg.delim, -1
 	cells, err := cr.Read()
 	perr, _ := err.(*csv.ParseError)
 	d.finish(&r, cells, perr, text)
 	return r, nil
+}
+
+// scanLong reads on from the record's start to its end, keeping its bytes in memory up to
+// the limit and past it in a spill when full (else only counting them), and restarts the
+// decoder on what follows the record.
+func (d *csvDecoder) scanLong(full bool) (*rowScan, *rowBytes, error) {
+	rc := d.rec
+	piece := rc.buf[rc.off:]
+	sc := newRowScan(d.cfg.delim)
+	a := &rowBytes{cs: d.cfg.cs, max: d.cfg.max, dir: d.cfg.spillDir, keep: full}
+	buf := make([]byte, bufSize)
+	var leftover []byte
+	eof := false
+	for {
+		start, heldCR, end := sc.feed(piece)
+		if full && a.spill == nil && sc.started && sc.blankBytes == 0 && a.size == 0 {
+			// No blank line inflated what the recorder kept: the record is over the
+			// limit, so it goes straight to the spill.
+			if err := a.open(); err != nil {
+				return nil, nil, fmt.Errorf("%s: record %d (line %d): %w", d.cfg.name, d.num+1, d.line, err)
+			}
+		}
+		stop := len(piece)
+		if end >= 0 {
+			stop = end
+		}
+		var err error
+		if heldCR {
+			err = a.write([]byte{'\r'})
+		}
+		if err == nil {
+			err = a.write(piece[start:stop])
+		}
+		if err != nil {
+			a.abort()
+			return nil, nil, fmt.Errorf("%s: record %d (line %d): %w", d.cfg.name, d.num+1, d.line+sc.blankLines, err)
+		}
+		if end >= 0 {
+			leftover = append([]byte(nil), piece[end:]...)
+			break
+		}
+		if eof {
+			break
+		}
+		n, err := rc.readOn(buf)
+		if err == io.EOF {
+			eof = true
+		} else if err != nil {
+			a.abort()
+			return nil, nil, fmt.Errorf("%s: read: %w", d.cfg.name, ioError(err))
+		}
+		piece = buf[:n]
+	}
+	d.restart(leftover)
+	return sc, a, nil
 }
 
 // blankPrefix measures the blank lines ("\n" or "\r\n") that encoding/csv skipped before

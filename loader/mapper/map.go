@@ -96,20 +96,13 @@ func (m *Mapper) mapJSONL(rec *source.Record, dst []byte) ([]byte, string, error
 	var key string
 	hasKey, values := false, 0
 	for _, mem := range rec.Members {
-		p := m.members[mem.Name]
+		p, err := m.memberPlan(mem.Name)
+		if err != nil {
+			return buf[:0], "", err
+		}
 		if p == nil {
-			return buf[:0], "", &RowError{Stage: StageValidate, Code: CodeUnknownField, Field: mem.Name,
-				Message: fmt.Sprintf("member %s is not a field of %s%s: map it or drop it %s",
-					quoteName(mem.Name), m.object, didYouMean(mem.Name, m.fields), fix.Mapping)}
+			continue // dropped
 		}
-		if p.drop {
-			continue
-		}
-		if m.seen[p.fieldIdx] == m.gen {
-			return buf[:0], "", &RowError{Stage: StageValidate, Code: CodeDuplicateField, Field: p.field,
-				Message: fmt.Sprintf("member %q fills field %s, which another member or a constant already fills", mem.Name, p.field)}
-		}
-		m.seen[p.fieldIdx] = m.gen
 		raw := trimJSONSpace(mem.Value)
 		if len(raw) == 0 {
 			return buf[:0], "", badValue(p, "member", badSyntax, "no JSON value", "")
@@ -118,86 +111,117 @@ func (m *Mapper) mapJSONL(rec *source.Record, dst []byte) ([]byte, string, error
 			buf = append(buf, ',')
 		}
 		buf = append(buf, p.prefix...)
-		start := len(buf)
-		var r reason
-		switch c := raw[0]; {
-		case c == 'n':
-			buf = append(buf, "null"...)
+		var k string
+		var null bool
+		if buf, k, null, err = appendMember(buf, p, raw); err != nil {
+			return buf[:0], "", err
+		}
+		if null {
 			continue
-		case c == '"' && p.kind == kString && len(p.trans) == 0:
-			// The common case: copy the string through without decoding it.
-			body, plain := jsonStringBody(raw)
-			if overLimit(len(buf), body) { // its escapes are no shorter decoded and encoded again
-				return buf[:0], "", bodyTooLarge()
-			}
-			if plain {
-				buf = appendJSONString(buf, body)
-				if p.isKey {
-					key = string(body)
-				}
-			} else {
-				s, valid := decodeJSONString(raw)
-				if !valid {
-					return buf[:0], "", badValue(p, "member", badJSONType, "a malformed JSON string", "")
-				}
-				buf = appendString(buf, s)
-				if p.isKey {
-					key = s
-				}
-			}
-		case c == '"':
-			// A string for a typed field (or one with transforms) is read like a CSV cell.
-			s, valid := decodeJSONString(raw)
-			if !valid {
-				return buf[:0], "", badValue(p, "member", badJSONType, "a malformed JSON string", "")
-			}
-			s = applyTransforms(s, p.trans)
-			if p.kind != kString {
-				if s = strings.TrimSpace(s); s == "" {
-					return buf[:0], "", badValue(p, "member", badSyntax, "an empty JSON string", "")
-				}
-			}
-			if buf, r = appendValue(buf, p.kind, s, p.time); r != ok {
-				return buf[:0], "", badValue(p, "member", r, fmt.Sprintf("a JSON string of %d characters", utf8.RuneCountInString(s)), s)
-			}
-			if p.isKey {
-				key = keyText(p, s, buf[start:])
-			}
-		case c == 't' || c == 'f':
-			if p.kind != kBoolean {
-				return buf[:0], "", badValue(p, "member", badJSONType, "a JSON boolean", "")
-			}
-			if c == 't' {
-				buf = append(buf, "true"...)
-			} else {
-				buf = append(buf, "false"...)
-			}
-		case c == '{':
-			return buf[:0], "", badValue(p, "member", badJSONType, "a JSON object", "")
-		case c == '[':
-			return buf[:0], "", badValue(p, "member", badJSONType, "a JSON array", "")
-		default:
-			switch p.kind {
-			case kInteger:
-				buf, r = appendInteger(buf, raw)
-			case kNumber:
-				buf, r = appendNumber(buf, raw)
-			default:
-				return buf[:0], "", badValue(p, "member", badJSONType, "a JSON number", "")
-			}
-			if r != ok {
-				return buf[:0], "", badValue(p, "member", r, fmt.Sprintf("a JSON number of %d characters", len(raw)), "")
-			}
-			if p.isKey {
-				key = string(buf[start:])
-			}
 		}
 		values++
 		if p.isKey {
-			hasKey = key != ""
+			key, hasKey = k, k != ""
 		}
 	}
 	return m.finish(buf, key, hasKey, values)
+}
+
+// memberPlan returns the plan of the member named name, or nil for a member dropped by the
+// mapping. A member that is not a field, or that fills a field another member or a
+// constant of this record already filled, is a *RowError.
+func (m *Mapper) memberPlan(name string) (*plan, error) {
+	p := m.members[name]
+	if p == nil {
+		return nil, &RowError{Stage: StageValidate, Code: CodeUnknownField, Field: name,
+			Message: fmt.Sprintf("member %s is not a field of %s%s: map it or drop it %s",
+				quoteName(name), m.object, didYouMean(name, m.fields), fix.Mapping)}
+	}
+	if p.drop {
+		return nil, nil
+	}
+	if m.seen[p.fieldIdx] == m.gen {
+		return nil, &RowError{Stage: StageValidate, Code: CodeDuplicateField, Field: p.field,
+			Message: fmt.Sprintf("member %q fills field %s, which another member or a constant already fills", name, p.field)}
+	}
+	m.seen[p.fieldIdx] = m.gen
+	return p, nil
+}
+
+// appendMember appends the JSON value for p of a member whose raw JSON value is raw (not
+// empty), and returns the body, the value as match-key text when p is the match key, and
+// whether the value is null.
+func appendMember(buf []byte, p *plan, raw []byte) (_ []byte, key string, null bool, err error) {
+	start := len(buf)
+	var r reason
+	switch c := raw[0]; {
+	case c == 'n':
+		return append(buf, "null"...), "", true, nil
+	case c == '"' && p.kind == kString && len(p.trans) == 0:
+		// The common case: copy the string through without decoding it.
+		body, plain := jsonStringBody(raw)
+		if overLimit(len(buf), body) { // its escapes are no shorter decoded and encoded again
+			return buf, "", false, bodyTooLarge()
+		}
+		if plain {
+			buf = appendJSONString(buf, body)
+			if p.isKey {
+				key = string(body)
+			}
+			return buf, key, false, nil
+		}
+		s, valid := decodeJSONString(raw)
+		if !valid {
+			return buf, "", false, badValue(p, "member", badJSONType, "a malformed JSON string", "")
+		}
+		return appendString(buf, s), s, false, nil
+	case c == '"':
+		// A string for a typed field (or one with transforms) is read like a CSV cell.
+		s, valid := decodeJSONString(raw)
+		if !valid {
+			return buf, "", false, badValue(p, "member", badJSONType, "a malformed JSON string", "")
+		}
+		s = applyTransforms(s, p.trans)
+		if p.kind != kString {
+			if s = strings.TrimSpace(s); s == "" {
+				return buf, "", false, badValue(p, "member", badSyntax, "an empty JSON string", "")
+			}
+		}
+		if buf, r = appendValue(buf, p.kind, s, p.time); r != ok {
+			return buf, "", false, badValue(p, "member", r, fmt.Sprintf("a JSON string of %d characters", utf8.RuneCountInString(s)), s)
+		}
+		if p.isKey {
+			key = keyText(p, s, buf[start:])
+		}
+		return buf, key, false, nil
+	case c == 't' || c == 'f':
+		if p.kind != kBoolean {
+			return buf, "", false, badValue(p, "member", badJSONType, "a JSON boolean", "")
+		}
+		if c == 't' {
+			return append(buf, "true"...), "", false, nil
+		}
+		return append(buf, "false"...), "", false, nil
+	case c == '{':
+		return buf, "", false, badValue(p, "member", badJSONType, "a JSON object", "")
+	case c == '[':
+		return buf, "", false, badValue(p, "member", badJSONType, "a JSON array", "")
+	}
+	switch p.kind {
+	case kInteger:
+		buf, r = appendInteger(buf, raw)
+	case kNumber:
+		buf, r = appendNumber(buf, raw)
+	default:
+		return buf, "", false, badValue(p, "member", badJSONType, "a JSON number", "")
+	}
+	if r != ok {
+		return buf, "", false, badValue(p, "member", r, fmt.Sprintf("a JSON number of %d characters", len(raw)), "")
+	}
+	if p.isKey {
+		key = string(buf[start:])
+	}
+	return buf, key, false, nil
 }
 
 // MaxBodyBytes is the largest request body the API accepts: it refuses a larger one with
