@@ -167,76 +167,148 @@ func intList(s string) ([]int, error) {
 	return out, nil
 }
 
-func bench(ctx context.Context, o *options, stdout, stderr io.Writer) (err error) {
-	logf := func(format string, a ...any) {
+func bench(ctx context.Context, o *options, stdout, stderr io.Writer) error {
+	s := &session{o: o, logf: func(format string, a ...any) {
 		fmt.Fprintf(stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, a...)...)
-	}
-	work := o.work
-	if work == "" {
-		if work, err = os.MkdirTemp("", "cdpbench-"); err != nil {
-			return err
-		}
-	} else if err := os.MkdirAll(work, 0o755); err != nil {
-		return err
-	}
-	if work, err = filepath.Abs(work); err != nil {
-		return err
-	}
-	out := o.out
-	if out == "" {
-		out = filepath.Join(work, "bench.json")
-	}
-	if o.work == "" && !o.keep {
-		defer cleanWork(work, out)
-	}
-	self, err := os.Executable()
+	}}
+	cleanup, err := s.setUp(ctx, stderr)
 	if err != nil {
 		return err
 	}
-	cdpload := o.cdpload
-	if cdpload == "" {
-		cdpload = filepath.Join(work, "cdpload")
-		logf("building %s", cdpload)
-		b := exec.CommandContext(ctx, "go", "build", "-o", cdpload, "./cmd/cdpload")
-		b.Stdout, b.Stderr = stderr, stderr
-		if err := b.Run(); err != nil {
-			return fmt.Errorf("building cdpload (run from the repository root, or give --cdpload): %v", err)
-		}
-	}
-
-	// Files: one per size and format, plus the JSONL the baseline encodes its bodies from.
-	files := map[groupKey]string{}
-	for _, n := range o.rows {
-		for _, f := range append([]string{"jsonl"}, o.formats...) {
-			k := groupKey{rows: n, format: f}
-			if files[k] != "" {
-				continue
-			}
-			path := filepath.Join(work, fmt.Sprintf("profiles-%d.%s", n, f))
-			logf("generating %s", filepath.Base(path))
-			if err := generateFile(path, f, n, o.seed); err != nil {
-				return err
-			}
-			files[k] = path
-		}
-	}
-
-	emu, err := cdpemu.New(cdpemu.Config{Tokens: map[string][]string{
-		benchToken:    {cdpemu.ScopeWrite},
-		readOnlyToken: {},
-	}})
-	if err != nil {
+	defer cleanup()
+	if err := s.generate(); err != nil {
 		return err
 	}
-	watch := &upsertWatch{next: emu}
-	base, stopEmu, err := serveEmulator(watch)
+	stopEmu, err := s.startEmulator()
 	if err != nil {
 		return err
 	}
 	defer stopEmu()
-	upsertURL := base + "/profiles/upsert"
-	logf("emulator on %s", base)
 
+	r := &report{
+		Machine: machine{Cores: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH},
+		Seed:    o.seed,
+		Repeat:  o.repeat,
+	}
+	if r.Pairs, err = s.runPairs(ctx); err != nil {
+		return err
+	}
+	overMemory, err := s.runChecks(ctx, r)
+	if err != nil {
+		return err
+	}
+	r.Figures = buildFigures(r.Pairs, r.Pacing, r.Limited, r.Resume)
+	for _, cres := range r.ResumeCompressed {
+		r.Figures = append(r.Figures, resumeFigures(cres, "")...)
+	}
+	r.Figures = append(r.Figures, shardFigures(r.Shards)...)
+	r.Figures = append(r.Figures, wideFigures(r.Wide)...)
+	r.Figures = append(r.Figures, unchangedFigures(r.Unchanged)...)
+	writeTable(stdout, r)
+	if err := writeJSON(s.out, r); err != nil {
+		return err
+	}
+	s.logf("wrote %s", s.out)
+	return overMemory
+}
+
+// session is what one benchmark run's steps share: its options, work dir, binaries,
+// generated files and emulator.
+type session struct {
+	o       *options
+	logf    func(format string, a ...any)
+	work    string // the work dir, absolute
+	out     string // the report's path
+	self    string // this binary, which runs the bare client
+	cdpload string
+	files   map[groupKey]string // a generated file per size and format
+	emu     *cdpemu.Server
+	watch   *upsertWatch // the emulator's handler, which notes the upserts it sees
+	base    string       // the emulator's base URL
+}
+
+// setUp makes the work dir and, unless --cdpload names one, builds cdpload into it. The
+// cleanup it returns removes the work dir (but the report) when the run made it.
+func (s *session) setUp(ctx context.Context, stderr io.Writer) (cleanup func(), err error) {
+	o, work := s.o, s.o.work
+	if work == "" {
+		if work, err = os.MkdirTemp("", "cdpbench-"); err != nil {
+			return nil, err
+		}
+	} else if err := os.MkdirAll(work, 0o755); err != nil {
+		return nil, err
+	}
+	if s.work, err = filepath.Abs(work); err != nil {
+		return nil, err
+	}
+	s.out = o.out
+	if s.out == "" {
+		s.out = filepath.Join(s.work, "bench.json")
+	}
+	cleanup = func() {}
+	if o.work == "" && !o.keep {
+		cleanup = func() { cleanWork(s.work, s.out) }
+	}
+	if s.self, err = os.Executable(); err != nil {
+		cleanup()
+		return nil, err
+	}
+	s.cdpload = o.cdpload
+	if s.cdpload == "" {
+		s.cdpload = filepath.Join(s.work, "cdpload")
+		s.logf("building %s", s.cdpload)
+		b := exec.CommandContext(ctx, "go", "build", "-o", s.cdpload, "./cmd/cdpload")
+		b.Stdout, b.Stderr = stderr, stderr
+		if err := b.Run(); err != nil {
+			cleanup()
+			return nil, fmt.Errorf("building cdpload (run from the repository root, or give --cdpload): %v", err)
+		}
+	}
+	return cleanup, nil
+}
+
+// generate writes one file per size and format, plus the JSONL the baseline encodes its
+// bodies from.
+func (s *session) generate() error {
+	s.files = map[groupKey]string{}
+	for _, n := range s.o.rows {
+		for _, f := range append([]string{"jsonl"}, s.o.formats...) {
+			k := groupKey{rows: n, format: f}
+			if s.files[k] != "" {
+				continue
+			}
+			path := filepath.Join(s.work, fmt.Sprintf("profiles-%d.%s", n, f))
+			s.logf("generating %s", filepath.Base(path))
+			if err := generateFile(path, f, n, s.o.seed); err != nil {
+				return err
+			}
+			s.files[k] = path
+		}
+	}
+	return nil
+}
+
+// startEmulator serves the emulator on loopback, and returns what stops it.
+func (s *session) startEmulator() (stop func(), err error) {
+	s.emu, err = cdpemu.New(cdpemu.Config{Tokens: map[string][]string{
+		benchToken:    {cdpemu.ScopeWrite},
+		readOnlyToken: {},
+	}})
+	if err != nil {
+		return nil, err
+	}
+	s.watch = &upsertWatch{next: s.emu}
+	if s.base, stop, err = serveEmulator(s.watch); err != nil {
+		return nil, err
+	}
+	s.logf("emulator on %s", s.base)
+	return stop, nil
+}
+
+// runPairs runs the interleaved pairs of the bare client and the loader, for each size,
+// format and worker count.
+func (s *session) runPairs(ctx context.Context) ([]pair, error) {
+	o := s.o
 	var pairs []pair
 	for _, n := range o.rows {
 		workers := o.workers
@@ -246,135 +318,111 @@ func bench(ctx context.Context, o *options, stdout, stderr io.Writer) (err error
 		for _, f := range o.formats {
 			for _, w := range workers {
 				for rep := 1; rep <= o.repeat; rep++ {
-					b, err := runBaseline(ctx, self, upsertURL, benchToken, files[groupKey{rows: n, format: "jsonl"}], w)
+					b, err := runBaseline(ctx, s.self, s.base+"/profiles/upsert", benchToken, s.files[groupKey{rows: n, format: "jsonl"}], w)
 					if err != nil {
-						return err
+						return nil, err
 					}
-					l, _, err := runLoader(ctx, loaderSpec{cdpload: cdpload, work: work, baseURL: base,
-						token: benchToken, file: files[groupKey{rows: n, format: f}], workers: w})
+					l, _, err := runLoader(ctx, loaderSpec{cdpload: s.cdpload, work: s.work, baseURL: s.base,
+						token: benchToken, file: s.files[groupKey{rows: n, format: f}], workers: w})
 					if err != nil {
-						return err
+						return nil, err
 					}
-					logf("%s %d rows %d conns #%d: bare %.0f rows/s, loader %.0f rows/s (%.2f), loader %.1f MiB",
+					s.logf("%s %d rows %d conns #%d: bare %.0f rows/s, loader %.0f rows/s (%.2f), loader %.1f MiB",
 						f, n, w, rep, b.RowsPerSecond, l.RowsPerSecond, ratio(l.RowsPerSecond, b.RowsPerSecond), float64(l.MaxRSSKiB)/1024)
 					pairs = append(pairs, pair{Rows: n, Format: f, Workers: w, Repeat: rep, Baseline: b, Loader: l})
 				}
 			}
 		}
 	}
+	return pairs, nil
+}
 
-	var pace *pacing
+// runChecks runs the checks the options ask for, into r. overMemory is the wide-rows
+// check's miss of its memory target, which fails the run once the report is written.
+func (s *session) runChecks(ctx context.Context, r *report) (overMemory error, err error) {
+	o, logf := s.o, s.logf
 	if o.paceSeconds > 0 && o.paceRate > 0 {
-		if pace, err = runPacing(ctx, o, work, cdpload, base, logf); err != nil {
-			return err
+		if r.Pacing, err = runPacing(ctx, o, s.work, s.cdpload, s.base, logf); err != nil {
+			return nil, err
 		}
 	}
-
-	var lim *limited
 	if o.limitSeconds > 0 {
-		if lim, err = runLimited(ctx, o, work, cdpload, logf); err != nil {
-			return fmt.Errorf("the 429 check: %w", err)
+		if r.Limited, err = runLimited(ctx, o, s.work, s.cdpload, logf); err != nil {
+			return nil, fmt.Errorf("the 429 check: %w", err)
 		}
 		share := "n/a"
-		if lim.Share429 != nil {
-			share = fmt.Sprintf("%.2f%%", *lim.Share429*100)
+		if r.Limited.Share429 != nil {
+			share = fmt.Sprintf("%.2f%%", *r.Limited.Share429*100)
 		}
-		logf("limited server: goodput %.2f of the limit, 429 share after the first %s: %s", lim.Goodput, limitSettle, share)
+		logf("limited server: goodput %.2f of the limit, 429 share after the first %s: %s", r.Limited.Goodput, limitSettle, share)
 	}
-
-	var shards []shardRun
 	if o.shardSeconds > 0 {
-		if shards, err = runShards(ctx, o, work, cdpload, logf); err != nil {
-			return fmt.Errorf("the shards check: %w", err)
+		if r.Shards, err = runShards(ctx, o, s.work, s.cdpload, logf); err != nil {
+			return nil, fmt.Errorf("the shards check: %w", err)
 		}
 	}
-
-	var res *resumed
-	var resCompressed []*resumed
 	if o.resumeAt > 0 {
-		n := slices.Max(o.rows)
-		path := files[groupKey{rows: n, format: "csv"}]
-		if path == "" {
-			path = filepath.Join(work, fmt.Sprintf("profiles-%d.csv", n))
-			logf("generating %s", filepath.Base(path))
-			if err := generateFile(path, "csv", n, o.seed); err != nil {
-				return fmt.Errorf("generating %s: %w", filepath.Base(path), err)
-			}
-		}
-		at := int64(math.Round(float64(n) * o.resumeAt))
-		if at < 1 || at >= int64(n) {
-			return fmt.Errorf("--resume-at %g of %d rows is record %d: it must be a record before the last", o.resumeAt, n, at)
-		}
-		logf("resume: checkpoint at record %d of %s", at, filepath.Base(path))
-		spec := loaderSpec{cdpload: cdpload, work: work, baseURL: base, token: benchToken, file: path, workers: resumeWorkers}
-		if res, err = runResume(ctx, spec, watch, int64(n), at); err != nil {
-			return fmt.Errorf("the resume check: %w", err)
-		}
-		logf("resume: first upsert %.3f s after the start, %d rows in %.2f s", res.FirstUpsert, res.Read, res.Wall)
-
-		// A compressed file cannot be sought: the resume reads it again from the start
-		// and skips the records up to the checkpoint. This is what that costs.
-		for _, ext := range []string{".gz", ".zst"} {
-			logf("resume: compressing %s to %s", filepath.Base(path), ext)
-			cpath, err := compressFile(path, ext)
-			if err != nil {
-				return err
-			}
-			spec.file = cpath
-			cres, err := runResume(ctx, spec, watch, int64(n), at)
-			os.Remove(cpath)
-			if err != nil {
-				return fmt.Errorf("the resume check of %s: %w", filepath.Base(cpath), err)
-			}
-			logf("resume: %s: first upsert %.3f s after the start", filepath.Base(cpath), cres.FirstUpsert)
-			resCompressed = append(resCompressed, cres)
+		if r.Resume, r.ResumeCompressed, err = s.runResumes(ctx); err != nil {
+			return nil, err
 		}
 	}
-
-	var unchanged *unchangedRun
 	if o.unchangedRows > 0 {
-		if unchanged, err = runUnchanged(ctx, o.unchangedRows, o.unchangedPairs, o.seed, work, cdpload, base, watch, emu.Reset, logf); err != nil {
-			return fmt.Errorf("the skip-unchanged check: %w", err)
+		if r.Unchanged, err = runUnchanged(ctx, o.unchangedRows, o.unchangedPairs, o.seed, s.work, s.cdpload, s.base, s.watch, s.emu.Reset, logf); err != nil {
+			return nil, fmt.Errorf("the skip-unchanged check: %w", err)
 		}
 	}
-
-	var wide []wideRun
-	var overMemory error // a wide run over its peak RSS: reported, then the exit fails
 	if o.wide {
-		if wide, err = runWide(ctx, work, cdpload, base, logf); err != nil && wide == nil {
-			return fmt.Errorf("the wide-rows check: %w", err)
+		if r.Wide, err = runWide(ctx, s.work, s.cdpload, s.base, logf); err != nil && r.Wide == nil {
+			return nil, fmt.Errorf("the wide-rows check: %w", err)
 		} else if err != nil {
 			overMemory = fmt.Errorf("the wide-rows check: %w", err)
 		}
 	}
+	return overMemory, nil
+}
 
-	r := &report{
-		Machine: machine{Cores: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH},
-		Seed:    o.seed,
-		Repeat:  o.repeat,
-		Pairs:   pairs,
-		Pacing:  pace,
-		Limited: lim,
-		Shards:  shards,
-		Resume:  res,
-
-		ResumeCompressed: resCompressed,
-		Wide:             wide,
-		Unchanged:        unchanged,
+// runResumes times a resume from a checkpoint at --resume-at of the largest CSV, then the
+// same resume from a gzip and a zstd copy, which cannot be sought: the resume reads them
+// again from the start and skips the records up to the checkpoint.
+func (s *session) runResumes(ctx context.Context) (*resumed, []*resumed, error) {
+	o, logf := s.o, s.logf
+	n := slices.Max(o.rows)
+	path := s.files[groupKey{rows: n, format: "csv"}]
+	if path == "" {
+		path = filepath.Join(s.work, fmt.Sprintf("profiles-%d.csv", n))
+		logf("generating %s", filepath.Base(path))
+		if err := generateFile(path, "csv", n, o.seed); err != nil {
+			return nil, nil, fmt.Errorf("generating %s: %w", filepath.Base(path), err)
+		}
 	}
-	r.Figures = buildFigures(pairs, pace, lim, res)
-	for _, cres := range resCompressed {
-		r.Figures = append(r.Figures, resumeFigures(cres, "")...)
+	at := int64(math.Round(float64(n) * o.resumeAt))
+	if at < 1 || at >= int64(n) {
+		return nil, nil, fmt.Errorf("--resume-at %g of %d rows is record %d: it must be a record before the last", o.resumeAt, n, at)
 	}
-	r.Figures = append(r.Figures, shardFigures(shards)...)
-	r.Figures = append(r.Figures, wideFigures(wide)...)
-	r.Figures = append(r.Figures, unchangedFigures(unchanged)...)
-	writeTable(stdout, r)
-	if err := writeJSON(out, r); err != nil {
-		return err
+	logf("resume: checkpoint at record %d of %s", at, filepath.Base(path))
+	spec := loaderSpec{cdpload: s.cdpload, work: s.work, baseURL: s.base, token: benchToken, file: path, workers: resumeWorkers}
+	res, err := runResume(ctx, spec, s.watch, int64(n), at)
+	if err != nil {
+		return nil, nil, fmt.Errorf("the resume check: %w", err)
 	}
-	logf("wrote %s", out)
-	return overMemory
+	logf("resume: first upsert %.3f s after the start, %d rows in %.2f s", res.FirstUpsert, res.Read, res.Wall)
+	var compressed []*resumed
+	for _, ext := range []string{".gz", ".zst"} {
+		logf("resume: compressing %s to %s", filepath.Base(path), ext)
+		cpath, err := compressFile(path, ext)
+		if err != nil {
+			return nil, nil, err
+		}
+		spec.file = cpath
+		cres, err := runResume(ctx, spec, s.watch, int64(n), at)
+		os.Remove(cpath)
+		if err != nil {
+			return nil, nil, fmt.Errorf("the resume check of %s: %w", filepath.Base(cpath), err)
+		}
+		logf("resume: %s: first upsert %.3f s after the start", filepath.Base(cpath), cres.FirstUpsert)
+		compressed = append(compressed, cres)
+	}
+	return res, compressed, nil
 }
 
 // runPacing loads a file of pace-rate × pace-seconds rows at --rate pace-rate and compares

@@ -70,101 +70,147 @@ func runUnchanged(ctx context.Context, n, pairs int, seed uint64, work, cdpload,
 	if err != nil {
 		return nil, err
 	}
-	night1 := make([][]string, len(rows))
-	bad := 0
-	for i, r := range rows {
+	c := &unchangedCheck{ctx: ctx, work: work, cdpload: cdpload, base: base, watch: watch, empty: empty, logf: logf,
+		rows: rows, state: filepath.Join(work, "unchanged-state"), res: &unchangedRun{Rows: n}}
+	defer os.RemoveAll(c.state)
+	if err := c.firstNights(pairs); err != nil {
+		return nil, err
+	}
+	night2, err := c.nightTwo(seed)
+	if err != nil {
+		return nil, err
+	}
+	// Nothing changed: night 2's rows again, in key order (as an export sorted by its
+	// match key comes), then shuffled (and with --removed).
+	res := c.res
+	slices.SortFunc(night2, func(a, b []string) int { return strings.Compare(a[0], b[0]) })
+	if res.Sorted, err = c.nothingChanged("unchanged-night3.csv", night2); err != nil {
+		return nil, err
+	}
+	rng := rand.New(rand.NewPCG(seed, 3))
+	rng.Shuffle(len(night2), func(i, j int) { night2[i], night2[j] = night2[j], night2[i] })
+	if res.Shuffled, err = c.nothingChanged("unchanged-night4.csv", night2); err != nil {
+		return nil, err
+	}
+	if res.ShuffledRemoved, err = c.nothingChanged("unchanged-night5.csv", night2, "--removed", c.removed()); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// unchangedCheck is the --skip-unchanged check in progress: its profiles, the state
+// folder its nights share, and what it measured.
+type unchangedCheck struct {
+	ctx                 context.Context
+	work, cdpload, base string
+	watch               *upsertWatch
+	empty               func() // empties the emulator
+	logf                func(string, ...any)
+	rows                [][]string // the profiles, one row each
+	state               string     // the state folder night 1's last pair leaves to the later nights
+	bad                 int        // night 1's rows the mapper refuses
+	res                 *unchangedRun
+}
+
+func (c *unchangedCheck) removed() string { return filepath.Join(c.state, "removed.csv") }
+
+// load runs one night: the loader on file with the state folder state, and how many
+// requests the emulator saw. A night that does not finish is an error.
+func (c *unchangedCheck) load(state, file string, extra ...string) (loaderExec, int64, error) {
+	c.watch.arm()
+	x, err := execLoader(c.ctx, loaderSpec{cdpload: c.cdpload, work: c.work, baseURL: c.base, token: benchToken,
+		file: file, workers: unchangedWorkers, stateDir: state, extra: extra})
+	_, requests := c.watch.disarm()
+	if err != nil {
+		return x, requests, err
+	}
+	if x.sum.Status != "finished" {
+		return x, requests, fmt.Errorf("%s: %s: %s", filepath.Base(file), x.sum.Status, x.stderr)
+	}
+	return x, requests, nil
+}
+
+// firstNights loads night 1 without and with the store, in interleaved pairs that
+// alternate which goes first; the last pair's store goes on to night 2.
+func (c *unchangedCheck) firstNights(pairs int) error {
+	night1 := make([][]string, len(c.rows))
+	for i, r := range c.rows {
 		night1[i] = r
 		if (i+1)%badEvery == 0 {
 			night1[i] = withOrders(r, "x") // refused by the mapper
-			bad++
+			c.bad++
 		}
 	}
-	path1 := filepath.Join(work, "unchanged-night1.csv")
-	if err := writeCSV(path1, night1); err != nil {
-		return nil, err
+	path := filepath.Join(c.work, "unchanged-night1.csv")
+	if err := writeCSV(path, night1); err != nil {
+		return err
 	}
-	defer os.Remove(path1)
-	res := &unchangedRun{Rows: n}
-
-	run := func(state, file string, extra ...string) (loaderExec, int64, error) {
-		watch.arm()
-		x, err := execLoader(ctx, loaderSpec{cdpload: cdpload, work: work, baseURL: base, token: benchToken,
-			file: file, workers: unchangedWorkers, stateDir: state, extra: extra})
-		_, requests := watch.disarm()
-		if err != nil {
-			return x, requests, err
-		}
-		if x.sum.Status != "finished" {
-			return x, requests, fmt.Errorf("%s: %s: %s", filepath.Base(file), x.sum.Status, x.stderr)
-		}
-		return x, requests, nil
-	}
-	stateOf := func(name string) (string, error) {
-		dir := filepath.Join(work, name)
-		os.RemoveAll(dir)
-		return dir, os.MkdirAll(dir, 0o700)
-	}
-
-	// Night 1, without and with the store, in interleaved pairs; the last pair's store
-	// goes on to night 2.
-	state := filepath.Join(work, "unchanged-state")
-	defer os.RemoveAll(state)
+	defer os.Remove(path)
+	res := c.res
 	var ratios []float64
 	for pair := 1; pair <= max(1, pairs); pair++ {
-		// A first night: an empty emulator (its profiles freed) and a fresh state folder.
-		night1 := func(on bool) (float64, error) {
-			empty()
-			runtime.GC()
-			dir, err := stateOf("unchanged-off")
-			var extra []string
-			if on {
-				dir, err = stateOf("unchanged-state")
-				extra = []string{"--skip-unchanged"}
-			}
-			if err != nil {
-				return 0, err
-			}
-			logf("skip-unchanged: night 1 #%d, %d rows, store on: %t", pair, n, on)
-			x, _, err := run(dir, path1, extra...)
-			if !on {
-				os.RemoveAll(dir)
-			}
-			if err != nil {
-				return 0, err
-			}
-			if x.sum.Rejected != int64(bad) {
-				return 0, fmt.Errorf("night 1: %d rejected, want %d: %s", x.sum.Rejected, bad, x.stderr)
-			}
-			return x.sum.RowsPerSecond, nil
-		}
 		var off, on float64
 		var err error
 		if pair%2 == 1 {
-			if off, err = night1(false); err == nil {
-				on, err = night1(true)
+			if off, err = c.firstNight(pair, path, false); err == nil {
+				on, err = c.firstNight(pair, path, true)
 			}
 		} else {
-			if on, err = night1(true); err == nil {
-				off, err = night1(false)
+			if on, err = c.firstNight(pair, path, true); err == nil {
+				off, err = c.firstNight(pair, path, false)
 			}
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
 		res.FirstNightOff = append(res.FirstNightOff, off)
 		res.FirstNightOn = append(res.FirstNightOn, on)
 		ratios = append(ratios, ratio(on, off))
-		logf("skip-unchanged: night 1 #%d: %.0f rows/s without the store, %.0f with it (%.2f)", pair, off, on, ratios[len(ratios)-1])
+		c.logf("skip-unchanged: night 1 #%d: %.0f rows/s without the store, %.0f with it (%.2f)", pair, off, on, ratios[len(ratios)-1])
 	}
 	res.FirstNightRatio = median(ratios)
-	if res.StoreBytes, err = folderBytes(state, "cdpload-digests-"); err != nil {
-		return nil, err
+	var err error
+	if res.StoreBytes, err = folderBytes(c.state, "cdpload-digests-"); err != nil {
+		return err
 	}
-	res.StoreBytesPerProf = float64(res.StoreBytes) / float64(n)
-	logf("skip-unchanged: night 1: on ÷ off %.2f (median of %d pairs); %.1f bytes per profile",
+	res.StoreBytesPerProf = float64(res.StoreBytes) / float64(len(c.rows))
+	c.logf("skip-unchanged: night 1: on ÷ off %.2f (median of %d pairs); %.1f bytes per profile",
 		res.FirstNightRatio, len(ratios), res.StoreBytesPerProf)
+	return nil
+}
 
-	// Night 2: changed, new, gone and fixed rows, shuffled.
+// firstNight loads night 1 into an emptied emulator (its profiles freed) with a fresh
+// state folder, with the store or without, and returns its rows per second.
+func (c *unchangedCheck) firstNight(pair int, path string, on bool) (float64, error) {
+	c.empty()
+	runtime.GC()
+	dir := filepath.Join(c.work, "unchanged-off")
+	var extra []string
+	if on {
+		dir, extra = c.state, []string{"--skip-unchanged"}
+	}
+	os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return 0, err
+	}
+	c.logf("skip-unchanged: night 1 #%d, %d rows, store on: %t", pair, len(c.rows), on)
+	x, _, err := c.load(dir, path, extra...)
+	if !on {
+		os.RemoveAll(dir)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if x.sum.Rejected != int64(c.bad) {
+		return 0, fmt.Errorf("night 1: %d rejected, want %d: %s", x.sum.Rejected, c.bad, x.stderr)
+	}
+	return x.sum.RowsPerSecond, nil
+}
+
+// nightTwo loads night 2 (changed, new, gone and fixed rows, shuffled) with --removed, and
+// checks it sent exactly what changed. It returns night 2's rows.
+func (c *unchangedCheck) nightTwo(seed uint64) ([][]string, error) {
+	res, rows := c.res, c.rows
 	rng := rand.New(rand.NewPCG(seed, 2))
 	var night2 [][]string
 	var expected int64
@@ -186,21 +232,20 @@ func runUnchanged(ctx context.Context, n, pairs int, seed uint64, work, cdpload,
 		}
 		night2 = append(night2, r)
 	}
-	for i := range int(float64(n) * newShare) {
+	for i := range int(float64(len(rows)) * newShare) {
 		r := append([]string(nil), rows[i%len(rows)]...)
 		r[0], r[1] = fmt.Sprintf("N%08d", i+1), fmt.Sprintf("new.%d@example.com", i+1)
 		night2 = append(night2, r)
 		expected++
 	}
 	rng.Shuffle(len(night2), func(i, j int) { night2[i], night2[j] = night2[j], night2[i] })
-	path2 := filepath.Join(work, "unchanged-night2.csv")
-	if err := writeCSV(path2, night2); err != nil {
+	path := filepath.Join(c.work, "unchanged-night2.csv")
+	if err := writeCSV(path, night2); err != nil {
 		return nil, err
 	}
-	defer os.Remove(path2)
-	removed := filepath.Join(state, "removed.csv")
-	logf("skip-unchanged: night 2, %d rows: %d to send, %d gone", len(night2), expected, res.Gone)
-	x, requests, err := run(state, path2, "--skip-unchanged", "--removed", removed)
+	defer os.Remove(path)
+	c.logf("skip-unchanged: night 2, %d rows: %d to send, %d gone", len(night2), expected, res.Gone)
+	x, requests, err := c.load(c.state, path, "--skip-unchanged", "--removed", c.removed())
 	res.NightTwoRequests = requests
 	if err != nil {
 		return nil, err
@@ -209,44 +254,33 @@ func runUnchanged(ctx context.Context, n, pairs int, seed uint64, work, cdpload,
 		return nil, fmt.Errorf("night 2: %d rows rejected: %s", x.sum.Rejected, x.stderr)
 	}
 	res.NightTwoExpected = expected
-	if res.NightTwoRemoved, err = countLines(removed); err != nil {
+	if res.NightTwoRemoved, err = countLines(c.removed()); err != nil {
 		return nil, err
 	}
 	res.NightTwoRemoved-- // the header
-	logf("skip-unchanged: night 2: %d requests (%d expected), %d removed (%d gone)",
+	c.logf("skip-unchanged: night 2: %d requests (%d expected), %d removed (%d gone)",
 		res.NightTwoRequests, expected, res.NightTwoRemoved, res.Gone)
+	return night2, nil
+}
 
-	// Nothing changed: night 2's rows again, in key order (as an export sorted by its
-	// match key comes), then shuffled (and with --removed).
-	nothing := func(name string, rows [][]string, extra ...string) (night, error) {
-		path := filepath.Join(work, name)
-		if err := writeCSV(path, rows); err != nil {
-			return night{}, err
-		}
-		defer os.Remove(path)
-		x, requests, err := run(state, path, append([]string{"--skip-unchanged"}, extra...)...)
-		if err != nil {
-			return night{}, err
-		}
-		if x.sum.Rejected != 0 {
-			return night{}, fmt.Errorf("%s: %d rows rejected: %s", name, x.sum.Rejected, x.stderr)
-		}
-		nt := night{Seconds: x.wall.Seconds(), Requests: requests, PeakMiB: float64(x.peakKiB) / 1024}
-		logf("skip-unchanged: %s: %.1f s, %d requests, peak RSS %.1f MiB", name, nt.Seconds, nt.Requests, nt.PeakMiB)
-		return nt, nil
+// nothingChanged loads rows that the store holds already, as the file name, and says how
+// long it took, how many requests it made and its peak RSS.
+func (c *unchangedCheck) nothingChanged(name string, rows [][]string, extra ...string) (night, error) {
+	path := filepath.Join(c.work, name)
+	if err := writeCSV(path, rows); err != nil {
+		return night{}, err
 	}
-	slices.SortFunc(night2, func(a, b []string) int { return strings.Compare(a[0], b[0]) })
-	if res.Sorted, err = nothing("unchanged-night3.csv", night2); err != nil {
-		return nil, err
+	defer os.Remove(path)
+	x, requests, err := c.load(c.state, path, append([]string{"--skip-unchanged"}, extra...)...)
+	if err != nil {
+		return night{}, err
 	}
-	rng.Shuffle(len(night2), func(i, j int) { night2[i], night2[j] = night2[j], night2[i] })
-	if res.Shuffled, err = nothing("unchanged-night4.csv", night2); err != nil {
-		return nil, err
+	if x.sum.Rejected != 0 {
+		return night{}, fmt.Errorf("%s: %d rows rejected: %s", name, x.sum.Rejected, x.stderr)
 	}
-	if res.ShuffledRemoved, err = nothing("unchanged-night5.csv", night2, "--removed", removed); err != nil {
-		return nil, err
-	}
-	return res, nil
+	nt := night{Seconds: x.wall.Seconds(), Requests: requests, PeakMiB: float64(x.peakKiB) / 1024}
+	c.logf("skip-unchanged: %s: %.1f s, %d requests, peak RSS %.1f MiB", name, nt.Seconds, nt.Requests, nt.PeakMiB)
+	return nt, nil
 }
 
 // uniqueProfiles makes n generated rows (CSV records, as writeProfiles writes them), one
