@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"cdpload/internal/testutil"
 	"cdpload/sink/cdpemu"
 )
 
@@ -54,17 +55,12 @@ func TestRun(t *testing.T) {
 			"--token", "tok=cdp:profiles:write", "--token", "reader="}, noEnv, &stdout, &stderr)
 	}()
 
-	var base string
-	for deadline := time.Now().Add(10 * time.Second); base == ""; {
-		if b, err := os.ReadFile(addrFile); err == nil {
-			base = string(b)
-		} else if time.Now().After(deadline) {
-			stop()
-			t.Fatalf("no --addr-file after 10s; stderr: %s; run: %v", stderr.String(), <-done)
-		} else {
-			time.Sleep(10 * time.Millisecond)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("stderr: %s", stderr.String())
 		}
-	}
+	})
+	base := testutil.AddrFile(t, 10*time.Second, "cdpemu", addrFile)
 	if !strings.HasPrefix(base, "http://127.0.0.1:") || !strings.HasSuffix(base, "/public/v1") {
 		t.Fatalf("base URL %q", base)
 	}

@@ -302,12 +302,7 @@ func startEmuProcess(t *testing.T, args ...string) (string, emuProcess) {
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
 	})
-	var url string
-	testutil.WaitFor(t, 10*time.Second, "cdpemu to listen", func() bool {
-		data, _ := os.ReadFile(addrFile)
-		url = strings.TrimSpace(string(data))
-		return url != ""
-	})
+	url := testutil.AddrFile(t, 10*time.Second, "cdpemu", addrFile)
 	return url, emuProcess{t: t, base: strings.TrimSuffix(url, "/public/v1")}
 }
 

@@ -2,6 +2,8 @@
 package testutil
 
 import (
+	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -17,4 +19,17 @@ func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// AddrFile waits up to d for a server started with --addr-file path (cdpemu) to write its
+// base URL there, and returns it. what says which server, for the failure.
+func AddrFile(t testing.TB, d time.Duration, what, path string) string {
+	t.Helper()
+	var url string
+	WaitFor(t, d, what+" to write "+path, func() bool {
+		data, _ := os.ReadFile(path)
+		url = strings.TrimSpace(string(data))
+		return url != ""
+	})
+	return url
 }
