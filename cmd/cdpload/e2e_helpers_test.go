@@ -81,14 +81,48 @@ func emulator(t *testing.T, cfg cdpemu.Config, wrap func(http.Handler) http.Hand
 	return emu, srv.URL + "/public/v1"
 }
 
-// result is how a cdpload process ended.
+// result is how a cdpload run ended.
 type result struct {
 	code           int
 	stdout, stderr string
 }
 
-// cdpload runs the command with the token in the environment and waits for it.
+// cdpload runs the command with the token in the environment and waits for it: in the
+// test's process, on the streams and environment it is given, unless the environment
+// holds variables only a process can pass on (a cloud SDK's, read from the process's
+// own environment), when it runs as a process of its own.
 func cdpload(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	if !ownEnvOnly(env) {
+		return cdploadProcess(t, env, args...)
+	}
+	environ := map[string]string{"CDP_TOKEN": testToken}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		environ[k] = v
+	}
+	var out, errb bytes.Buffer
+	err := run(args, proc{stdin: strings.NewReader(""), stdout: &out, stderr: &errb,
+		getenv: func(k string) string { return environ[k] },
+		exit:   func(code int) { t.Errorf("the command called exit(%d)", code) }})
+	return result{code: exitCode(err), stdout: out.String(), stderr: errb.String()}
+}
+
+// ownEnvOnly reports whether env sets only variables the command reads through the
+// environment it is given: its own (CDP_, CDPLOAD_) and JOB_COMPLETION_INDEX.
+func ownEnvOnly(env []string) bool {
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(k, "CDP_") && !strings.HasPrefix(k, "CDPLOAD_") && k != "JOB_COMPLETION_INDEX" {
+			return false
+		}
+	}
+	return true
+}
+
+// cdploadProcess runs the command as a process with the token in its environment and
+// waits for it.
+func cdploadProcess(t *testing.T, env []string, args ...string) result {
 	t.Helper()
 	cmd := command(env, args...)
 	var out, errb bytes.Buffer

@@ -35,7 +35,8 @@ func scriptCommand() bool {
 // commands, with the files it starts with, and what it must print, exit with and leave.
 // $EXAMPLES is the repository's examples folder. A script's commands, besides testscript's own:
 //
-//	emulator                  start an emulator on loopback for this script; $E is its base URL
+//	emulator                  start an emulator on loopback for this script; $E is its base URL,
+//	                          $EMU_ROOT the server's root
 //	cdpload ARGS...           run the command (a process of its own) in the script's folder
 //	status N                  the last cdpload exited with N
 //	profiles                  print the emulator's profiles, one JSON object a line, sorted
@@ -93,6 +94,7 @@ func scriptEmulator(ts *testscript.TestScript, neg bool, args []string) {
 	}))
 	ts.Defer(srv.Close)
 	ts.Setenv("E", srv.URL+"/public/v1")
+	ts.Setenv("EMU_ROOT", srv.URL)
 }
 
 func scriptCdpload(ts *testscript.TestScript, neg bool, args []string) {
