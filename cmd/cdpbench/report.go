@@ -127,30 +127,51 @@ type groupKey struct {
 // run) into the report's figures: medians over the repeats, and ratios as medians of the
 // side-by-side ratios.
 func buildFigures(pairs []pair, pace *pacing, lim *limited, res *resumed) []figure {
+	figs := pairFigures(pairs)
+	if pace != nil {
+		figs = append(figs, figure{
+			Name:  fmt.Sprintf("achieved ÷ asked at --rate %g (%d workers, %.0f s)", pace.Asked, pace.Workers, pace.Seconds),
+			Value: pace.Achieved / pace.Asked, Unit: "×", Ratio: math.NaN(), Target: "0.98 to 1.01",
+		})
+	}
+	if lim != nil {
+		where := fmt.Sprintf("server limit %g/s, --rate %g, %d workers, %s rows", lim.Limit, lim.Asked, lim.Workers, thousands(int(lim.Rows)))
+		share := math.NaN()
+		if lim.Share429 != nil {
+			share = *lim.Share429 * 100
+		}
+		figs = append(figs,
+			figure{Name: "goodput ÷ server limit, " + where, Value: lim.Goodput, Unit: "×", Ratio: math.NaN(), Target: "≥ 0.90"},
+			figure{Name: fmt.Sprintf("share of 429s among upserts after the first %g s, %s", limitSettle.Seconds(), where),
+				Value: share, Unit: "%", Ratio: math.NaN(), Target: "≤ 10%"},
+		)
+	}
+	if res != nil {
+		figs = append(figs, resumeFigures(res, "< 1 s")...)
+	}
+	return figs
+}
+
+// pairFigures reports each configuration's pairs (rows/s, CPU and peak RSS, medians, the
+// loader against the bare client), then how the peak RSS of the largest file compares
+// with the smallest's.
+func pairFigures(pairs []pair) []figure {
 	var keys []groupKey
 	groups := map[groupKey][]pair{}
+	smallest, largest := math.MaxInt, 0
 	for _, p := range pairs {
 		k := groupKey{p.Rows, p.Format, p.Workers}
 		if _, ok := groups[k]; !ok {
 			keys = append(keys, k)
 		}
 		groups[k] = append(groups[k], p)
-	}
-	rowCounts := map[int]bool{}
-	for _, k := range keys {
-		rowCounts[k.rows] = true
-	}
-	smallest, largest := math.MaxInt, 0
-	for r := range rowCounts {
-		smallest, largest = min(smallest, r), max(largest, r)
+		smallest, largest = min(smallest, p.Rows), max(largest, p.Rows)
 	}
 	rssMiB := map[groupKey]float64{}
-
 	var figs []figure
 	for _, k := range keys {
-		g := groups[k]
 		var bRate, lRate, bCPU, lCPU, lRSS []float64
-		for _, p := range g {
+		for _, p := range groups[k] {
 			bRate = append(bRate, p.Baseline.RowsPerSecond)
 			lRate = append(lRate, p.Loader.RowsPerSecond)
 			bCPU = append(bCPU, p.Baseline.cpuPer100k())
@@ -176,41 +197,18 @@ func buildFigures(pairs []pair, pace *pacing, lim *limited, res *resumed) []figu
 			figure{Name: "loader peak RSS, " + where, Value: rssMiB[k], Unit: "MiB", Ratio: math.NaN(), Target: rssTarget},
 		)
 	}
-	if smallest != largest {
-		for _, k := range keys {
-			if k.rows != largest {
-				continue
-			}
-			small := rssMiB[groupKey{smallest, k.format, k.workers}]
-			if small == 0 {
-				continue
-			}
-			figs = append(figs, figure{
-				Name:  fmt.Sprintf("loader peak RSS %s ÷ %s rows, %s, %d conns", thousands(largest), thousands(smallest), k.format, k.workers),
-				Value: rssMiB[k] / small, Unit: "×", Ratio: math.NaN(), Target: "≤ 1.25",
-			})
-		}
+	if smallest == largest {
+		return figs
 	}
-	if pace != nil {
+	for _, k := range keys {
+		small := rssMiB[groupKey{smallest, k.format, k.workers}]
+		if k.rows != largest || small == 0 {
+			continue
+		}
 		figs = append(figs, figure{
-			Name:  fmt.Sprintf("achieved ÷ asked at --rate %g (%d workers, %.0f s)", pace.Asked, pace.Workers, pace.Seconds),
-			Value: pace.Achieved / pace.Asked, Unit: "×", Ratio: math.NaN(), Target: "0.98 to 1.01",
+			Name:  fmt.Sprintf("loader peak RSS %s ÷ %s rows, %s, %d conns", thousands(largest), thousands(smallest), k.format, k.workers),
+			Value: rssMiB[k] / small, Unit: "×", Ratio: math.NaN(), Target: "≤ 1.25",
 		})
-	}
-	if lim != nil {
-		where := fmt.Sprintf("server limit %g/s, --rate %g, %d workers, %s rows", lim.Limit, lim.Asked, lim.Workers, thousands(int(lim.Rows)))
-		share := math.NaN()
-		if lim.Share429 != nil {
-			share = *lim.Share429 * 100
-		}
-		figs = append(figs,
-			figure{Name: "goodput ÷ server limit, " + where, Value: lim.Goodput, Unit: "×", Ratio: math.NaN(), Target: "≥ 0.90"},
-			figure{Name: fmt.Sprintf("share of 429s among upserts after the first %g s, %s", limitSettle.Seconds(), where),
-				Value: share, Unit: "%", Ratio: math.NaN(), Target: "≤ 10%"},
-		)
-	}
-	if res != nil {
-		figs = append(figs, resumeFigures(res, "< 1 s")...)
 	}
 	return figs
 }

@@ -112,10 +112,7 @@ func (o *options) load(cmd string, logger *slog.Logger, e proc) (err error) {
 		return err
 	}
 
-	var m *metrics
-	if o.metricsAddr != "" || o.pushgateway != "" {
-		m = newMetrics()
-	}
+	m := o.metrics()
 	if o.pushgateway != "" {
 		defer func() { o.pushMetrics(m, exitCode(err), logger) }()
 	}
@@ -148,15 +145,8 @@ func (o *options) load(cmd string, logger *slog.Logger, e proc) (err error) {
 	if err := o.checkStateFiles(inputs); err != nil {
 		return err
 	}
-	sender, schema, err := o.connect(validate)
-	if err != nil {
+	if err := o.connectInputs(inputs, validate, m); err != nil {
 		return err
-	}
-	if m != nil && sender != nil {
-		sender = m.instrument(sender)
-	}
-	for _, in := range inputs {
-		in.cfg.Sender, in.cfg.Schema = sender, schema
 	}
 	if o.metricsAddr != "" {
 		stop, err := serveMetrics(o.metricsAddr, m.reg, logger)
@@ -229,6 +219,30 @@ func startCPUProfile(path string) (stop func(), err error) {
 		return nil, fmt.Errorf("--cpuprofile: %w", err)
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// metrics returns the run's metrics, or nil without --metrics-addr and --pushgateway.
+func (o *options) metrics() *metrics {
+	if o.metricsAddr == "" && o.pushgateway == "" {
+		return nil
+	}
+	return newMetrics()
+}
+
+// connectInputs reads the token, connects to the API and gives every input the sender
+// (counted by m when it is set) and the schema.
+func (o *options) connectInputs(inputs []*input, validate bool, m *metrics) error {
+	sender, schema, err := o.connect(validate)
+	if err != nil {
+		return err
+	}
+	if m != nil && sender != nil {
+		sender = m.instrument(sender)
+	}
+	for _, in := range inputs {
+		in.cfg.Sender, in.cfg.Schema = sender, schema
+	}
+	return nil
 }
 
 // loadEach loads the inputs one after another, each reported as it ends, and says whether
