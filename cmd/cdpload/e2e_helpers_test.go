@@ -438,3 +438,17 @@ func refused(t *testing.T, res result, emu *cdpemu.Server, upserts *atomic.Int64
 		t.Errorf("the emulator applied %d upserts and holds %d profiles", st.UpsertsApplied, st.Profiles)
 	}
 }
+
+// readRunSummary reads the run summary a run of several inputs wrote to path.
+func readRunSummary(t *testing.T, path string) runSummary {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r runSummary
+	if err := json.Unmarshal(data, &r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
