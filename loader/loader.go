@@ -2,7 +2,7 @@
 // sends it to the Profiles API through a pool of paced senders, and records every row's
 // fate in the rejects and the checkpoint.
 //
-// One run reads top to bottom in run.run (this file), and each stage is a type in a file
+// One run reads top to bottom in run.run (loader.go), and each stage is a type in a file
 // of its own that owns its state:
 //
 //	reader (reader.go) → ring (ring.go) → lanes by match key → senders (senders.go) → recorder (recorder.go)
