@@ -67,7 +67,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Schema: schema, Tokens: o.tokens,
 		Rate: o.rate, Burst: o.burst,
 		FailRate: o.failRate, FailAfterApplyRate: o.failAfterApplyRate, ResetRate: o.resetRate,
-		Latency: o.latency, Jitter: o.jitter, Seed: o.seed,
+		Latency: o.latency, Jitter: o.jitter, Capacity: o.capacity, Seed: o.seed,
 		DataFile: o.dataFile, Logger: logger,
 	})
 	if err != nil {

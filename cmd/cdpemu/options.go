@@ -37,6 +37,7 @@ type options struct {
 	failRate, failAfterApplyRate         float64
 	resetRate                            float64
 	latency, jitter                      time.Duration
+	capacity                             int
 	seed                                 int64
 	logLevel                             slog.Level
 }
@@ -106,6 +107,7 @@ Examples:
   cdpemu --addr 127.0.0.1:0 --addr-file /tmp/cdp.url --data /tmp/profiles.json
   cdpemu --token secret=cdp:profiles:write --token reader= --schema schema.yaml
   cdpemu --rate 500 --burst 50 --fail-rate 0.02 --reset-rate 0.01 --latency 20ms --jitter 10ms --seed 7
+  cdpemu --capacity 40 --latency 50ms
 
 Flags:
 `
@@ -126,6 +128,7 @@ func newFlagSet(o *options, tokens tokenFlag, level *string) *flag.FlagSet {
 	fs.Float64Var(&o.resetRate, "reset-rate", 0, "probability of closing the connection without an answer")
 	fs.DurationVar(&o.latency, "latency", 0, "delay before answering, e.g. 20ms")
 	fs.DurationVar(&o.jitter, "jitter", 0, "uniform ± variation of --latency on upserts")
+	fs.IntVar(&o.capacity, "capacity", 0, "upserts served at once; the rest queue, so latency grows with load, e.g. --capacity 40 --latency 50ms serves at most 800/s (0: no limit)")
 	fs.Int64Var(&o.seed, "seed", 0, "seed of the trouble's random draws (same seed, same trouble)")
 	fs.StringVar(level, "log-level", "info", "debug (one line per request) or info")
 	return fs
@@ -176,6 +179,8 @@ func parseArgs(args []string, getenv func(string) string) (options, error) {
 		return o, usagef("--burst %d: must not be negative", o.burst)
 	case o.latency < 0 || o.jitter < 0:
 		return o, usagef("--latency and --jitter must not be negative")
+	case o.capacity < 0:
+		return o, usagef("--capacity %d: must not be negative", o.capacity)
 	}
 	o.tokens = tokens
 	if len(o.tokens) == 0 {

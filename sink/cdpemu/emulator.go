@@ -69,6 +69,11 @@ type Config struct {
 	FailRate, FailAfterApplyRate, ResetRate float64
 	// Latency, plus or minus a uniform Jitter, is waited before answering.
 	Latency, Jitter time.Duration
+	// Capacity, when positive, is how many upserts are served at once, as a real API under
+	// load: the others queue for a place, so their latency grows with the load. Serving
+	// is the Latency wait, the apply and the answer; a client that goes away while queued
+	// leaves its upsert unapplied.
+	Capacity int
 	// Seed seeds the generator behind the trouble and jitter above.
 	Seed int64
 	// DataFile persists the profiles: loaded by New if it exists, written by Snapshot.
@@ -99,7 +104,8 @@ type Server struct {
 	store   *store
 	stats   counters
 	trouble *trouble
-	limiter *limiter // nil: unlimited
+	limiter *limiter      // nil: unlimited
+	serving chan struct{} // a place per upsert served at once (Capacity); nil: no limit
 	bufs    sync.Pool
 	snapMu  sync.Mutex
 }
@@ -130,6 +136,7 @@ func New(cfg Config) (*Server, error) {
 		hold:       cfg.Hold,
 		trouble:    newTrouble(cfg),
 		limiter:    newLimiter(cfg.Rate, cfg.Burst),
+		serving:    newServing(cfg.Capacity),
 	}
 	for _, f := range schema.Fields {
 		s.fieldTypes[f.Name] = f.Type
@@ -188,8 +195,25 @@ func checkConfig(cfg Config) error {
 		return fmt.Errorf("Burst %d is negative", cfg.Burst)
 	case cfg.Latency < 0 || cfg.Jitter < 0:
 		return errors.New("Latency and Jitter must not be negative")
+	case cfg.Capacity < 0:
+		return fmt.Errorf("Capacity %d is negative", cfg.Capacity)
 	}
 	return nil
+}
+
+// abandon counts an upsert whose client went away before its answer, and returns the
+// status of a request left unanswered.
+func (s *Server) abandon() int {
+	s.stats.abandoned.Add(1)
+	return 0
+}
+
+// newServing returns the places of Config.Capacity, or nil without a limit.
+func newServing(capacity int) chan struct{} {
+	if capacity <= 0 {
+		return nil
+	}
+	return make(chan struct{}, capacity)
 }
 
 // Profile returns a copy of the profile whose identity key has value (strings as they are,
@@ -311,13 +335,13 @@ func (s *Server) serveUpsert(w http.ResponseWriter, r *http.Request) int {
 	f := s.trouble.roll()
 	if e := s.authorize(r, true); e != nil {
 		if !sleep(ctx, f.delay) {
-			return 0
+			return s.abandon()
 		}
 		return s.replyAuthError(w, e)
 	}
 	if s.limiter != nil && !s.limiter.take(time.Now(), w.Header()) {
 		if !sleep(ctx, f.delay) {
-			return 0
+			return s.abandon()
 		}
 		return s.writeError(w, &apiError{status: http.StatusTooManyRequests, code: codeRateLimited,
 			message: "rate limit exceeded; retry after " + w.Header().Get("Retry-After") + "s"})
@@ -336,7 +360,7 @@ func (s *Server) serveUpsert(w http.ResponseWriter, r *http.Request) int {
 		if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig {
 			verr = invalid("the request body exceeds 1 MiB")
 		} else {
-			return 0 // the client went away mid-body
+			return s.abandon() // the client went away mid-body
 		}
 	}
 
@@ -347,8 +371,16 @@ func (s *Server) serveUpsert(w http.ResponseWriter, r *http.Request) int {
 		}
 		defer s.stats.inflight.leave(key)
 	}
+	if s.serving != nil { // queue for a place: under load, latency grows
+		select {
+		case s.serving <- struct{}{}:
+			defer func() { <-s.serving }()
+		case <-ctx.Done():
+			return s.abandon()
+		}
+	}
 	if !sleep(ctx, f.delay) {
-		return 0
+		return s.abandon()
 	}
 	switch {
 	case f.drop:
@@ -361,7 +393,7 @@ func (s *Server) serveUpsert(w http.ResponseWriter, r *http.Request) int {
 	}
 	if s.hold != nil {
 		if d := s.hold(req.matchKey, req.matchValue); d > 0 && !sleep(ctx, d) {
-			return 0
+			return s.abandon()
 		}
 	}
 	if e := s.store.apply(req); e != nil {

@@ -16,6 +16,9 @@ type Stats struct {
 	ByStatus map[int]int64 `json:"byStatus"`
 	// Dropped counts requests whose connection was closed without an answer (ResetRate).
 	Dropped int64 `json:"dropped"`
+	// Abandoned counts upserts whose client went away before they were answered: while
+	// queued for a place (Capacity), during Latency or Hold. None of them was applied.
+	Abandoned int64 `json:"abandoned"`
 	// UpsertsApplied counts upserts that changed or created a profile, including those
 	// answered 500 after applying (FailAfterApplyRate).
 	UpsertsApplied int64 `json:"upsertsApplied"`
@@ -34,6 +37,7 @@ type counters struct {
 	requests       atomic.Int64
 	byStatus       [600]atomic.Int64
 	dropped        atomic.Int64
+	abandoned      atomic.Int64
 	applied        atomic.Int64
 	concurrentSame atomic.Int64
 	window         arrivals
@@ -52,6 +56,7 @@ func (c *counters) reset() {
 		c.byStatus[i].Store(0)
 	}
 	c.dropped.Store(0)
+	c.abandoned.Store(0)
 	c.applied.Store(0)
 	c.concurrentSame.Store(0)
 	c.window.reset()
@@ -63,6 +68,7 @@ func (c *counters) snapshot() Stats {
 		Requests:              c.requests.Load(),
 		ByStatus:              make(map[int]int64),
 		Dropped:               c.dropped.Load(),
+		Abandoned:             c.abandoned.Load(),
 		UpsertsApplied:        c.applied.Load(),
 		ConcurrentSameProfile: c.concurrentSame.Load(),
 		BusiestSecond:         c.window.busiest(),
