@@ -9,6 +9,7 @@ import (
 // may change while requests are out; lowering it lets the requests out finish and admits
 // no new one until fewer than the new limit remain. Safe for concurrent use.
 type gate struct {
+	onLimit func(limit int) // called with each new limit, under the lock; may be nil
 	mu      sync.Mutex
 	limit   int
 	out     int           // requests admitted and not yet done
@@ -56,6 +57,9 @@ func (g *gate) leave() {
 func (g *gate) setLimit(n int) {
 	g.mu.Lock()
 	g.limit = max(1, n)
+	if g.onLimit != nil {
+		g.onLimit(g.limit)
+	}
 	g.signal()
 	g.mu.Unlock()
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"cdpload/internal/testutil"
+	"cdpload/sink"
 )
 
 // TestGateLimitChangesWhileInUse runs callers through the gate while its limit is lowered
@@ -75,5 +76,34 @@ func TestGateEnterEndsWithItsContext(t *testing.T) {
 	}
 	if err := g.enter(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A run's counters show the requests out and the in-flight limit: with 4 workers and every
+// request held, 4 are out under a limit of 4; none once the run is over.
+func TestInFlightCounted(t *testing.T) {
+	release := make(chan struct{})
+	s := &fakeSender{upsert: func(body string) sink.Result {
+		<-release
+		return accepted(body)
+	}}
+	cfg, _ := testConfig(t, 40, s)
+	cfg.Counters = &Counters{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := Run(context.Background(), cfg); err != nil {
+			t.Error(err)
+		}
+	}()
+	c := cfg.Counters
+	testutil.WaitFor(t, 5*time.Second, "4 requests out", func() bool { return c.InFlight.Load() == 4 })
+	if n := c.InFlightLimit.Load(); n != 4 {
+		t.Errorf("in-flight limit %d, want 4", n)
+	}
+	close(release)
+	<-done
+	if n := c.InFlight.Load(); n != 0 {
+		t.Errorf("%d requests out after the run", n)
 	}
 }

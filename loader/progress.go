@@ -25,6 +25,8 @@ type Counters struct {
 	// Watermark is the record number the last checkpoint written covers: every record up
 	// to it is finished.
 	Watermark atomic.Int64
+	// InFlight is how many upsert requests are out now; InFlightLimit how many may be.
+	InFlight, InFlightLimit atomic.Int64
 
 	rateLimit atomic.Uint64 // float64 bits; see RateLimit
 }

@@ -218,11 +218,14 @@ func (s *senders) attempt(work context.Context, j *job) (res sink.Result, sentAt
 		}
 		return res, sentAt, false
 	}
+	c := s.cfg.Counters
 	if j.try.attempts++; j.try.attempts > 1 {
-		s.cfg.Counters.Retries.Add(1)
+		c.Retries.Add(1)
 	}
 	sentAt = time.Now()
+	c.InFlight.Add(1)
 	res = s.cfg.Sender.Upsert(work, *j.body)
+	c.InFlight.Add(-1)
 	if work.Err() != nil {
 		return res, sentAt, false // cut off by the drain timeout or a fatal answer
 	}

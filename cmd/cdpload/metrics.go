@@ -73,7 +73,7 @@ func (m *metrics) instrument(s loader.Sender) loader.Sender {
 func (m *metrics) finish(code int, now time.Time) {
 	exit := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "cdpload_last_run_exit_code",
-		Help: "Exit code of the last run: 0 all accepted, 1 stopped early, 2 configuration, 3 finished with rejects, 4 token refused, 130/143 signal.",
+		Help: "Exit code of the last run: 0 all accepted, 1 stopped early, 2 configuration, 3 finished with rejects, 4 token refused, 5 more than --max-errors rejects, 130/143 signal.",
 	})
 	exit.Set(float64(code))
 	m.reg.MustRegister(exit)
@@ -194,7 +194,7 @@ type filesCollector struct {
 	mu    sync.Mutex
 	files []fileCounters // in the order the files started
 
-	rows, read, retries, rateLimited, rateLimit, watermark *prometheus.Desc
+	rows, read, retries, rateLimited, rateLimit, watermark, inFlight, inFlightLimit *prometheus.Desc
 }
 
 // fileCounters are one input's counters, named as the command line gives the input.
@@ -217,6 +217,10 @@ func newFilesCollector() *filesCollector {
 			"The current file's request rate limit, which 429s lower below --rate for a while; 0 is unlimited.", nil, nil),
 		watermark: prometheus.NewDesc("cdpload_checkpoint_watermark",
 			"Record number the input's last written checkpoint covers: every record up to it is finished.", []string{"file"}, nil),
+		inFlight: prometheus.NewDesc("cdpload_inflight_requests",
+			"Upsert requests out now, for the current file.", nil, nil),
+		inFlightLimit: prometheus.NewDesc("cdpload_inflight_limit",
+			"How many upsert requests the current file may have out at once.", nil, nil),
 	}
 }
 
@@ -228,7 +232,7 @@ func (fc *filesCollector) add(file string, c *loader.Counters) {
 }
 
 func (fc *filesCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{fc.rows, fc.read, fc.retries, fc.rateLimited, fc.rateLimit, fc.watermark} {
+	for _, d := range []*prometheus.Desc{fc.rows, fc.read, fc.retries, fc.rateLimited, fc.rateLimit, fc.watermark, fc.inFlight, fc.inFlightLimit} {
 		ch <- d
 	}
 }
@@ -262,7 +266,10 @@ func (fc *filesCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(fc.retries, retries)
 	counter(fc.rateLimited, limited)
 	if len(files) > 0 {
-		ch <- prometheus.MustNewConstMetric(fc.rateLimit, prometheus.GaugeValue, files[len(files)-1].c.RateLimit())
+		cur := files[len(files)-1].c
+		ch <- prometheus.MustNewConstMetric(fc.rateLimit, prometheus.GaugeValue, cur.RateLimit())
+		ch <- prometheus.MustNewConstMetric(fc.inFlight, prometheus.GaugeValue, float64(cur.InFlight.Load()))
+		ch <- prometheus.MustNewConstMetric(fc.inFlightLimit, prometheus.GaugeValue, float64(cur.InFlightLimit.Load()))
 	}
 	for i, f := range files {
 		if last[f.name] == i {

@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	"cdpload/loader"
 	"cdpload/sink"
@@ -51,6 +56,8 @@ cdpload_rows_total{outcome="unchanged"} 0
 	b.Retries.Store(2)
 	b.RateLimited.Store(1)
 	b.Watermark.Store(12)
+	b.InFlight.Store(3)
+	b.InFlightLimit.Store(8)
 	// RateLimit is set by the loader's pacer; a file that has not started it reports 0.
 
 	want := `
@@ -58,6 +65,12 @@ cdpload_rows_total{outcome="unchanged"} 0
 # TYPE cdpload_checkpoint_watermark gauge
 cdpload_checkpoint_watermark{file="a.csv"} 100
 cdpload_checkpoint_watermark{file="b.csv"} 12
+# HELP cdpload_inflight_limit How many upsert requests the current file may have out at once.
+# TYPE cdpload_inflight_limit gauge
+cdpload_inflight_limit 8
+# HELP cdpload_inflight_requests Upsert requests out now, for the current file.
+# TYPE cdpload_inflight_requests gauge
+cdpload_inflight_requests 3
 # HELP cdpload_rate_limit_requests_per_second The current file's request rate limit, which 429s lower below --rate for a while; 0 is unlimited.
 # TYPE cdpload_rate_limit_requests_per_second gauge
 cdpload_rate_limit_requests_per_second 0
@@ -182,7 +195,7 @@ func TestMetricsFinish(t *testing.T) {
 		m := newMetrics()
 		now := time.Unix(1700000000, 500_000_000)
 		m.finish(tc.code, now)
-		want := "\n# HELP cdpload_last_run_exit_code Exit code of the last run: 0 all accepted, 1 stopped early, 2 configuration, 3 finished with rejects, 4 token refused, 130/143 signal.\n# TYPE cdpload_last_run_exit_code gauge\n" +
+		want := "\n# HELP cdpload_last_run_exit_code Exit code of the last run: 0 all accepted, 1 stopped early, 2 configuration, 3 finished with rejects, 4 token refused, 5 more than --max-errors rejects, 130/143 signal.\n# TYPE cdpload_last_run_exit_code gauge\n" +
 			"cdpload_last_run_exit_code " + strconv.Itoa(tc.code) + "\n"
 		if tc.success {
 			want += "# HELP cdpload_last_success_timestamp_seconds Unix time at which the last run that finished (exit 0 or 3) ended.\n# TYPE cdpload_last_success_timestamp_seconds gauge\ncdpload_last_success_timestamp_seconds 1.7000000005e+09\n"
@@ -230,5 +243,82 @@ func TestPushMetrics(t *testing.T) {
 	err := m.push(context.Background(), u, "night-1")
 	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "500") {
 		t.Errorf("push to a failing Pushgateway: %v", err)
+	}
+}
+
+// Every metric the shipped Grafana dashboard queries is one cdpload exports: a renamed
+// metric must not leave an empty panel.
+func TestGrafanaDashboardQueriesExportedMetrics(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "examples", "grafana", "cdpload.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+		Templating struct {
+			List []struct {
+				Query any `json:"query"`
+			} `json:"list"`
+		} `json:"templating"`
+	}
+	if err := json.Unmarshal(data, &dash); err != nil {
+		t.Fatalf("the dashboard is not JSON: %v", err)
+	}
+
+	// What a run exports: every family, with the per-status and end-of-run ones present.
+	m := newMetrics()
+	m.files.add("p.csv", &loader.Counters{})
+	m.requests.WithLabelValues("200").Inc()
+	m.latency.Observe(0.01)
+	m.finish(exitOK, time.Now())
+	families, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exported := map[string]bool{}
+	for _, f := range families {
+		exported[f.GetName()] = true
+		if f.GetType() == dto.MetricType_HISTOGRAM {
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				exported[f.GetName()+suffix] = true
+			}
+		}
+	}
+
+	metric := regexp.MustCompile(`cdpload_[a-z_]+`)
+	queried := 0
+	check := func(where, expr string) {
+		for _, name := range metric.FindAllString(expr, -1) {
+			queried++
+			if !exported[name] {
+				t.Errorf("%s queries %s, which cdpload does not export", where, name)
+			}
+		}
+	}
+	for _, p := range dash.Panels {
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for _, tg := range p.Targets {
+			check("panel "+strconv.Quote(p.Title), tg.Expr)
+		}
+	}
+	for _, v := range dash.Templating.List {
+		if q, ok := v.Query.(string); ok {
+			check("a variable", q)
+		}
+	}
+	for _, want := range []string{"cdpload_inflight_limit", "cdpload_request_duration_seconds_bucket", "cdpload_rate_limited_total", "cdpload_rows_total"} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("the dashboard does not show %s", want)
+		}
+	}
+	if queried == 0 {
+		t.Error("the dashboard queries no cdpload metric")
 	}
 }
