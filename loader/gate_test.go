@@ -2,6 +2,7 @@ package loader
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -80,7 +81,8 @@ func TestGateEnterEndsWithItsContext(t *testing.T) {
 }
 
 // A run's counters show the requests out and the in-flight limit: with 4 workers and every
-// request held, 4 are out under a limit of 4; none once the run is over.
+// request held, 4 are out under a limit of 4; none once the run is over. The summary says
+// the limit and the requests' latency, which the hold made at least 20 ms for the first.
 func TestInFlightCounted(t *testing.T) {
 	release := make(chan struct{})
 	s := &fakeSender{upsert: func(body string) sink.Result {
@@ -90,9 +92,11 @@ func TestInFlightCounted(t *testing.T) {
 	cfg, _ := testConfig(t, 40, s)
 	cfg.Counters = &Counters{}
 	done := make(chan struct{})
+	var sum *Summary
 	go func() {
 		defer close(done)
-		if _, err := Run(context.Background(), cfg); err != nil {
+		var err error
+		if sum, err = Run(context.Background(), cfg); err != nil {
 			t.Error(err)
 		}
 	}()
@@ -101,9 +105,18 @@ func TestInFlightCounted(t *testing.T) {
 	if n := c.InFlightLimit.Load(); n != 4 {
 		t.Errorf("in-flight limit %d, want 4", n)
 	}
+	time.Sleep(20 * time.Millisecond) // the held requests' latency, not a synchronisation
 	close(release)
 	<-done
 	if n := c.InFlight.Load(); n != 0 {
 		t.Errorf("%d requests out after the run", n)
+	}
+	if sum == nil || sum.InFlightLimit != 4 || sum.LatencyP95 < 0.02 || sum.LatencyP50 <= 0 {
+		t.Fatalf("summary %+v: want an in-flight limit of 4 and a p95 latency of at least 20 ms", sum)
+	}
+	var text strings.Builder
+	sum.WriteText(&text)
+	if !strings.Contains(text.String(), "in flight at most 4; latency p50 ") {
+		t.Errorf("the summary does not say the limit and the latency:\n%s", text.String())
 	}
 }

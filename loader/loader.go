@@ -220,6 +220,8 @@ func (r *run) finish(st *stops, rd *reader, rc *recorder, start time.Time) (*Sum
 	s.Unkeyed = rd.unkeyed.Load()
 	s.Retries = c.Retries.Load()
 	s.RateLimited = c.RateLimited.Load()
+	s.InFlightLimit = c.InFlightLimit.Load()
+	s.LatencyP50, s.LatencyP95 = c.Latency.Quantile(0.5).Seconds(), c.Latency.Quantile(0.95).Seconds()
 	s.Seconds = time.Since(start).Seconds()
 	if s.Seconds > 0 {
 		s.RowsPerSecond = float64(s.Accepted+s.Rejected+s.Held+s.Unchanged) / s.Seconds

@@ -27,6 +27,8 @@ type Counters struct {
 	Watermark atomic.Int64
 	// InFlight is how many upsert requests are out now; InFlightLimit how many may be.
 	InFlight, InFlightLimit atomic.Int64
+	// Latency counts how long the requests answered (or failed) took, pacing excluded.
+	Latency Latency
 
 	rateLimit atomic.Uint64 // float64 bits; see RateLimit
 }

@@ -229,6 +229,7 @@ func (s *senders) attempt(work context.Context, j *job) (res sink.Result, sentAt
 	if work.Err() != nil {
 		return res, sentAt, false // cut off by the drain timeout or a fatal answer
 	}
+	c.Latency.Observe(time.Since(sentAt))
 	return res, sentAt, true
 }
 

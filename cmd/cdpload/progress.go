@@ -125,7 +125,11 @@ func logProgress(logger *slog.Logger, interval time.Duration, file string, size 
 			last, lastAt = rows, now
 			attrs := []any{"file", file, "rows", rows, "rowsPerSecond", int64(rate),
 				"accepted", c.Accepted.Load(), "rejected", c.Rejected.Load(), "held", c.Held.Load(), "unchanged", c.Unchanged.Load(),
-				"retries", c.Retries.Load(), "rateLimited", c.RateLimited.Load()}
+				"retries", c.Retries.Load(), "rateLimited", c.RateLimited.Load(),
+				"inFlight", c.InFlight.Load(), "inFlightLimit", c.InFlightLimit.Load()}
+			if p95 := c.Latency.Quantile(0.95); p95 > 0 {
+				attrs = append(attrs, "latencyP95", p95.String())
+			}
 			if other := c.OtherShards.Load(); other > 0 {
 				attrs = append(attrs, "otherShards", other)
 			}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -41,6 +42,9 @@ func TestProgressLogLine(t *testing.T) {
 	c.Accepted.Store(900)
 	c.Rejected.Store(100)
 	c.Held.Store(20)
+	c.InFlight.Store(3)
+	c.InFlightLimit.Store(8)
+	c.Latency.Observe(40 * time.Millisecond)
 	// The whole file is read ahead, a quarter of it finished: the percent is the finished
 	// quarter's, not the bytes read.
 	c.BytesRead.Store(1000)
@@ -64,6 +68,7 @@ func TestProgressLogLine(t *testing.T) {
 	for k, want := range map[string]any{
 		"level": "INFO", "msg": "progress", "file": "crm.csv",
 		"rows": 1020.0, "accepted": 900.0, "rejected": 100.0, "held": 20.0, "percent": 25.0,
+		"inFlight": 3.0, "inFlightLimit": 8.0,
 	} {
 		if got[k] != want {
 			t.Errorf("%s = %v, want %v in %s", k, got[k], want, line)
@@ -77,6 +82,9 @@ func TestProgressLogLine(t *testing.T) {
 	etaText, _ := got["eta"].(string)
 	if eta, err := time.ParseDuration(etaText); err != nil || eta < 0 {
 		t.Errorf("eta = %v (%v), want a duration in %s", got["eta"], err, line)
+	}
+	if p95, err := time.ParseDuration(fmt.Sprint(got["latencyP95"])); err != nil || p95 < 40*time.Millisecond || p95 > 48*time.Millisecond {
+		t.Errorf("latencyP95 = %v, want 40 ms within a bucket in %s", got["latencyP95"], line)
 	}
 	if _, ok := got["time"]; !ok {
 		t.Errorf("no time in %s", line)
