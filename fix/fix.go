@@ -38,7 +38,7 @@ const (
 var words = map[Fix]string{
 	Restart:       "run with --restart to load the input again from its first row",
 	SameRun:       "run with the same input and options, or with --restart to start over",
-	StateDir:      "choose another with --state-dir",
+	StateDir:      "choose a writable folder with --state-dir",
 	Format:        "give --format csv, tsv or jsonl",
 	Encoding:      "try --encoding %s",
 	Delimiter:     "if that separates the columns, give --delimiter %s",

@@ -107,8 +107,10 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 		holds: &r.holds, seen: r.seen, stops: st}
 	r.ahead = nil // the reader's now; finish takes back those it did not read
 	inFlight := newGate(len(lanes))
-	inFlight.onLimit = func(n int) { cfg.Counters.InFlightLimit.Store(int64(n)) }
-	inFlight.setLimit(len(lanes))
+	if !cfg.Validate { // a validation sends nothing: it has no in-flight limit to report
+		inFlight.onLimit = func(n int) { cfg.Counters.InFlightLimit.Store(int64(n)) }
+		inFlight.setLimit(len(lanes))
+	}
 	sd := &senders{cfg: cfg, pace: r.pace, policy: newRetryPolicy(*cfg, len(lanes)), gate: inFlight,
 		holds: &r.holds, changes: newChanges(r.digests, cfg.Skip), ring: ring, stops: st}
 	rc := &recorder{cfg: cfg, ring: ring, rej: r.rej, ckpt: r.ckpt, digests: r.digests, seen: r.seen,

@@ -9,7 +9,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"time"
 
 	"cdpload/fix"
 )
@@ -182,9 +181,8 @@ func (s *Summary) WriteJSONFile(path string) error {
 
 // secondsText says a duration in seconds as a person reads it: "12 ms", "1.5 s".
 func secondsText(sec float64) string {
-	d := time.Duration(sec * float64(time.Second))
-	if d < time.Second {
-		return fmt.Sprintf("%d ms", d.Round(time.Millisecond).Milliseconds())
+	if sec < 1 {
+		return fmt.Sprintf("%.0f ms", sec*1000)
 	}
-	return d.Round(100 * time.Millisecond).String()
+	return fmt.Sprintf("%.1f s", sec)
 }

@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -59,8 +58,8 @@ func runLoad(cmd string, args []string, e proc) error {
 		}
 		return err
 	}
-	if o.skipUnchanged && e.getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(memoryLimitWithDigests)
+	if o.skipUnchanged && e.memoryLimit != nil {
+		e.memoryLimit(memoryLimitWithDigests)
 	}
 	o.progress = progressMode(o.progress, stderr)
 	logw := stderr

@@ -59,7 +59,11 @@ func processMain() int {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	err := run(os.Args[1:], proc{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr,
-		getenv: os.Getenv, signals: sigs, exit: os.Exit})
+		getenv: os.Getenv, signals: sigs, exit: os.Exit, memoryLimit: func(bytes int64) {
+			if os.Getenv("GOMEMLIMIT") == "" {
+				debug.SetMemoryLimit(bytes)
+			}
+		}})
 	return exitCode(err)
 }
 
@@ -72,6 +76,9 @@ type proc struct {
 	getenv         func(string) string
 	signals        <-chan os.Signal // nil: none come
 	exit           func(code int)   // ends the process at once, on a second signal
+	// memoryLimit sets the runtime's soft memory limit for the run (unless the process's
+	// environment sets GOMEMLIMIT); nil leaves it, as a test running the command does.
+	memoryLimit func(bytes int64)
 }
 
 // errRejected says the run finished with rows in the rejects.

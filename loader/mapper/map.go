@@ -160,19 +160,23 @@ func appendMember(buf []byte, p *plan, raw []byte) (_ []byte, key string, null b
 	case c == '"' && p.kind == kString && len(p.trans) == 0:
 		// The common case: copy the string through without decoding it.
 		body, plain := jsonStringBody(raw)
-		if overLimit(len(buf), body) { // its escapes are no shorter decoded and encoded again
-			return buf, "", false, bodyTooLarge()
-		}
 		if plain {
+			if overLimit(len(buf), body) {
+				return buf, "", false, bodyTooLarge()
+			}
 			buf = appendJSONString(buf, body)
 			if p.isKey {
 				key = string(body)
 			}
 			return buf, key, false, nil
 		}
+		// Escapes may encode shorter than they are written (\u00e9 is é): measure the value.
 		s, valid := decodeJSONString(raw)
 		if !valid {
 			return buf, "", false, badValue(p, "member", badJSONType, "a malformed JSON string", "")
+		}
+		if overLimit(len(buf), s) {
+			return buf, "", false, bodyTooLarge()
 		}
 		return appendString(buf, s), s, false, nil
 	case c == '"':

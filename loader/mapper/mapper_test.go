@@ -757,6 +757,17 @@ func TestBodyTooLarge(t *testing.T) {
 			t.Errorf("%s: body of %d bytes, error %v; want %s %s", tc.name, len(body), err, StageValidate, CodeBodyTooLarge)
 		}
 	}
+	// Escapes that encode shorter than they are written are measured as sent: 960 KB of
+	// \u00e9 is 320 KB of é, sent as such; 800 KB of \" is 400 KB of quotes, sent as 800 KB.
+	for name, value := range map[string]string{
+		"\\u00e9": strings.Repeat(`\u00e9`, 160_000),
+		"\\\"":    strings.Repeat(`\"`, 400_000),
+	} {
+		body, _, err := jsonl.Map(jsonRec(t, `{"customer_id":"C1","first_name":"`+value+`"}`), nil)
+		if err != nil || len(body) > MaxBodyBytes {
+			t.Errorf("%s escapes under the limit as sent: body of %d bytes, %v", name, len(body), err)
+		}
+	}
 	// The largest value that fits: the body is exactly MaxBodyBytes.
 	empty, _, err := csv.Map(csvRec("C1", "", "Lyon"), nil)
 	if err != nil {

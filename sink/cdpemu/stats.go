@@ -17,7 +17,8 @@ type Stats struct {
 	// Dropped counts requests whose connection was closed without an answer (ResetRate).
 	Dropped int64 `json:"dropped"`
 	// Abandoned counts upserts whose client went away before they were answered: while
-	// queued for a place (Capacity), during Latency or Hold. None of them was applied.
+	// sending the body, queued for a place (Capacity), or during Latency or Hold (before
+	// an error answer too). None of them was applied.
 	Abandoned int64 `json:"abandoned"`
 	// UpsertsApplied counts upserts that changed or created a profile, including those
 	// answered 500 after applying (FailAfterApplyRate).
