@@ -4,10 +4,7 @@
 // flag these words name is one the command has.
 package fix
 
-import (
-	"errors"
-	"fmt"
-)
+import "fmt"
 
 // Fix is one thing a person can do about an error.
 type Fix int
@@ -83,23 +80,13 @@ func All() []Fix {
 type Error struct {
 	Err error
 	Fix Fix
-	Arg string // the fix's argument, for a fix that takes one
 }
 
 // Error is the error's text, then the fix in words.
-func (e *Error) Error() string { return e.Err.Error() + "; " + e.Fix.Say(e.Arg) }
+func (e *Error) Error() string { return e.Err.Error() + "; " + e.Fix.String() }
 
 // Unwrap returns the error without its fix.
 func (e *Error) Unwrap() error { return e.Err }
 
 // With returns err with the fix f.
 func With(f Fix, err error) error { return &Error{Err: err, Fix: f} }
-
-// Of returns the first fix in err's chain, or 0 without one.
-func Of(err error) Fix {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Fix
-	}
-	return 0
-}

@@ -166,3 +166,17 @@ func TestRetryPolicyKeepsTheRowsAttempts(t *testing.T) {
 		t.Errorf("last answer %v, want the 429's send time %v", got, t0.Add(time.Second))
 	}
 }
+
+// docs/design.md promises that after a reset connection a row waits at least 250 ms: the
+// default first back-off step, whatever the jitter draws.
+func TestResetWaitsAtLeastTheDefaultStep(t *testing.T) {
+	cfg := Config{MaxRetries: 5} // --max-retries' default; the back-off's are Config's
+	cfg.defaults()
+	p := newRetryPolicy(cfg, 1)
+	p.jitter = func() float64 { return 0 }
+	now := time.Now()
+	d := p.decide(now, 0, &tries{}, now, sink.Result{Outcome: sink.Transient, Err: errors.New("connection reset by peer")})
+	if d.verdict != retry || d.wait != 250*time.Millisecond {
+		t.Errorf("a reset: %+v, want a retry after 250 ms", d)
+	}
+}

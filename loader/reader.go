@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"sync/atomic"
 
 	"cdpload/digest"
@@ -112,16 +111,13 @@ func (rd *reader) route(rec *source.Record, pos rowPos) (j *job, o outcome, err 
 	buf := getBody()
 	body, key, err := rd.mp.Map(rec, (*buf)[:0])
 	*buf = body
-	// A copy: the key may be a slice of the whole record, which the row's job or reject,
-	// weighed by the row's bytes only, would keep alive with it.
-	key = strings.Clone(key)
 	if err != nil {
 		putBody(buf)
 		var re *mapper.RowError
 		if !errors.As(err, &re) {
 			return nil, o, &StopError{Err: fmt.Errorf("%s: record %d (line %d): %w", rd.cfg.Path, rec.Num, rec.Line, err)}
 		}
-		key := strings.Clone(rd.mp.KeyOf(rec))
+		key := rd.mp.KeyOf(rec)
 		if !rd.cfg.Shard.owns(key, pos.num) {
 			return nil, outcome{pos: pos, other: true}, nil
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -58,7 +59,6 @@ type wideRun struct {
 // rows' width. It fails when a run's peak is over its file's maxMiB, after running them all.
 func runWide(ctx context.Context, work, cdpload, base string, logf func(string, ...any)) ([]wideRun, error) {
 	var runs []wideRun
-	var over []string
 	for i, wf := range wideFiles {
 		path := filepath.Join(work, fmt.Sprintf("wide-%d.csv", i))
 		if err := writeWide(path, wf); err != nil {
@@ -86,15 +86,23 @@ func runWide(ctx context.Context, work, cdpload, base string, logf func(string, 
 				wf.name, r.Rows, r.Accepted, 2*wf.ordinary+wf.wide, wf.wantAccepted, x.stderr)
 		}
 		logf("wide rows: %s: peak RSS %.1f MiB (%d accepted, %d rejected; at most %.0f MiB)", wf.name, r.PeakMiB, r.Accepted, r.Rejected, wf.maxMiB)
-		if r.PeakMiB > wf.maxMiB {
-			over = append(over, fmt.Sprintf("%s: peak RSS %.1f MiB, over %.0f MiB", wf.name, r.PeakMiB, wf.maxMiB))
-		}
 		runs = append(runs, r)
 	}
-	if len(over) > 0 {
-		return runs, fmt.Errorf("%s", strings.Join(over, "; "))
+	return runs, overMemory(runs)
+}
+
+// overMemory names the runs whose peak RSS is over their target, or is nil.
+func overMemory(runs []wideRun) error {
+	var over []string
+	for _, r := range runs {
+		if r.PeakMiB > r.MaxMiB {
+			over = append(over, fmt.Sprintf("%s: peak RSS %.1f MiB, over %.0f MiB", r.Name, r.PeakMiB, r.MaxMiB))
+		}
 	}
-	return runs, nil
+	if len(over) > 0 {
+		return errors.New(strings.Join(over, "; "))
+	}
+	return nil
 }
 
 // writeWide writes wf as a CSV of profiles, the wide rows in the middle.

@@ -10,7 +10,7 @@ import (
 // have returned it had the rest of the record been good: the same transforms, trimming
 // and coercion, so that a refused row and the later rows of its profile are known by one
 // key. It returns "" when the record has no key value, is malformed, or its key value
-// itself cannot be coerced.
+// itself cannot be coerced. Like Map's, the key shares no memory with rec.
 func (m *Mapper) KeyOf(rec *source.Record) string {
 	if rec.Err != nil {
 		return ""
@@ -59,7 +59,7 @@ func (m *Mapper) KeyOf(rec *source.Record) string {
 // other type trimmed and coerced.
 func keyOfText(p *plan, v string) string {
 	if p.kind == kString {
-		return v
+		return strings.Clone(v)
 	}
 	if v = strings.TrimSpace(v); v == "" {
 		return ""

@@ -14,7 +14,8 @@ import (
 //	{"record":{"email":"jane@example.com","orders_count":3,...},"matchKey":"email"}
 //
 // with the fields in header (or member) order, then the constants; key is the match key's
-// value as text (the coerced value, unquoted), for partitioning and the rejects log.
+// value as text (the coerced value, unquoted), for partitioning and the rejects log. The key
+// shares no memory with rec: a caller may keep it without keeping the record.
 //
 // A record that cannot be sent gives a *RowError and body dst[:0] (the buffer, possibly grown,
 // is the caller's to reuse). A CSV cell that is empty, or a JSONL member that is missing, leaves
@@ -273,11 +274,11 @@ func (m *Mapper) finish(buf []byte, key string, hasKey bool, values int) ([]byte
 	return buf, key, nil
 }
 
-// keyText is the match key's value as text: the string itself, or the JSON text of another
-// type without its quotes.
+// keyText is the match key's value as text: a copy of the string itself (s may be a slice
+// of its whole record), or the JSON text of another type without its quotes.
 func keyText(p *plan, s string, encoded []byte) string {
 	if p.kind == kString {
-		return s
+		return strings.Clone(s)
 	}
 	if len(encoded) >= 2 && encoded[0] == '"' {
 		encoded = encoded[1 : len(encoded)-1]
