@@ -33,7 +33,10 @@ type Config struct {
 	Sender   Sender // nil only when validating
 	Validate bool   // parse, map and check; send nothing, keep no checkpoint
 
+	// Workers is a fixed in-flight limit (--workers N); 0 adapts the limit to the API's
+	// latency while the run lasts (--workers auto, tune.go), up to MaxWorkers.
 	Workers    int
+	MaxWorkers int     // the adaptive limit's cap; 0 is DefaultMaxWorkers
 	Rate       float64 // requests per second over the whole pool; 0 is unlimited
 	Burst      int
 	MaxRetries int // attempts after the first for 5xx, timeouts and resets
@@ -68,11 +71,12 @@ type Config struct {
 // unsent and a stalled key holds back little of the file.
 const queueDepth = 16
 
-// readAhead is how many rows per lane may be read and not yet covered by a written
-// checkpoint: rows waiting, in flight, or finished behind a slower row. It bounds what a
-// crash sends again, and the memory a long stall holds. Four lanes' worth lets the
-// recorder write the checkpoint about twenty times a second at full speed instead of a
-// hundred, and a crash re-sends at most a few thousand idempotent upserts.
+// readAhead is how many rows per place under the in-flight limit may be read and not yet
+// covered by a written checkpoint: rows waiting, in flight, or finished behind a slower
+// row. It bounds what a crash sends again (readAhead × the limit, the limit being --workers
+// or, with auto, the adaptive limit at the time), and the memory a long stall holds. Four
+// lanes' worth lets the recorder write the checkpoint about twenty times a second at full
+// speed instead of a hundred.
 const readAhead = 4 * queueDepth
 
 // readAheadBytes bounds the bytes of the rows read and not yet covered by a written
@@ -81,9 +85,43 @@ const readAhead = 4 * queueDepth
 // is four rows at the API's 1 MiB limit, and thousands of ordinary ones.
 const readAheadBytes = 8 << 20
 
+// DefaultMaxWorkers is the adaptive in-flight limit's cap when MaxWorkers is 0.
+const DefaultMaxWorkers = 512
+
+// autoQueueDepth is queueDepth for the lanes of an adaptive run: they are many, and
+// their queues together hold more rows than its read-ahead.
+const autoQueueDepth = 4
+
+// autoLanes is how many lanes the rows of an adaptive run are routed to: more than
+// DefaultMaxWorkers, so that with the limit at its cap the lanes are still not the bound.
+// The rows of one profile share a lane; a lane sends one row at a time.
+const autoLanes = 1024
+
+// shape is the pool a run sends with: its lanes, the rows that may wait in each, its
+// in-flight limit at the start and at most, and its read-ahead in rows for a limit.
+type shape struct {
+	lanes, depth, limit, most int
+	ahead                     func(limit int) int
+}
+
+// shapeOf is cfg's pool. A fixed pool (--workers N) has a lane per place under its limit;
+// an adaptive one (--workers auto) has autoLanes, so that lanes are never its bound, and
+// starts from initialLimit.
+func shapeOf(cfg *Config) shape {
+	if cfg.Workers > 0 {
+		return shape{lanes: cfg.Workers, depth: queueDepth, limit: cfg.Workers, most: cfg.Workers,
+			ahead: func(limit int) int { return limit * readAhead }}
+	}
+	return shape{lanes: autoLanes, depth: autoQueueDepth, limit: min(initialLimit, cfg.MaxWorkers), most: cfg.MaxWorkers,
+		ahead: autoAhead}
+}
+
 func (c *Config) defaults() {
-	if c.Workers < 1 {
-		c.Workers = 1
+	if c.Workers < 0 {
+		c.Workers = 0
+	}
+	if c.MaxWorkers <= 0 {
+		c.MaxWorkers = DefaultMaxWorkers
 	}
 	if c.aheadBytes <= 0 {
 		c.aheadBytes = readAheadBytes

@@ -5,51 +5,63 @@ import (
 	"sync"
 )
 
-// gate is the senders' in-flight limit: how many requests may be out at once. The limit
-// may change while requests are out; lowering it lets the requests out finish and admits
-// no new one until fewer than the new limit remain. Safe for concurrent use.
+// gate is a limit on how many callers may be inside at once: the senders' in-flight limit,
+// and the rows the read-ahead may hold. The limit may change while callers are inside;
+// lowering it lets those inside finish and admits no new one until fewer than the new
+// limit remain. Waiting callers are admitted in the order they came, one per place that
+// comes free, so a thousand waiting lanes cost one wake-up per request, not a thousand.
+// Safe for concurrent use.
 type gate struct {
 	onLimit func(limit int) // called with each new limit, under the lock; may be nil
 	mu      sync.Mutex
 	limit   int
-	out     int           // requests admitted and not yet done
-	waiting int           // callers blocked in enter
-	wake    chan struct{} // closed when a place may have come free; made anew when waited on
+	out     int             // callers admitted and not yet gone
+	queue   []chan struct{} // waiting callers, first come first; closed when admitted
 }
 
-// newGate returns a gate admitting limit requests at once (at least one).
+// newGate returns a gate admitting limit callers at once (at least one).
 func newGate(limit int) *gate {
-	return &gate{limit: max(1, limit), wake: make(chan struct{})}
+	return &gate{limit: max(1, limit)}
 }
 
 // enter waits for a place and takes it. It fails only when ctx ends.
 func (g *gate) enter(ctx context.Context) error {
 	g.mu.Lock()
-	for g.out >= g.limit {
-		wake := g.wake
-		g.waiting++
+	if g.out < g.limit && len(g.queue) == 0 {
+		g.out++
 		g.mu.Unlock()
-		select {
-		case <-wake:
-		case <-ctx.Done():
-			g.mu.Lock()
-			g.waiting--
-			g.mu.Unlock()
+		return nil
+	}
+	w := make(chan struct{})
+	g.queue = append(g.queue, w)
+	g.mu.Unlock()
+	select {
+	case <-w:
+		return nil
+	case <-ctx.Done():
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i, q := range g.queue {
+		if q == w {
+			g.queue = append(g.queue[:i], g.queue[i+1:]...)
 			return ctx.Err()
 		}
-		g.mu.Lock()
-		g.waiting--
 	}
-	g.out++
-	g.mu.Unlock()
-	return nil
+	// Admitted while ctx ended: give the place to the next caller.
+	g.out--
+	g.admit()
+	return ctx.Err()
 }
 
 // leave gives back a place taken by enter.
-func (g *gate) leave() {
+func (g *gate) leave() { g.leaveN(1) }
+
+// leaveN gives back n places.
+func (g *gate) leaveN(n int) {
 	g.mu.Lock()
-	g.out--
-	g.signal()
+	g.out -= n
+	g.admit()
 	g.mu.Unlock()
 }
 
@@ -60,21 +72,23 @@ func (g *gate) setLimit(n int) {
 	if g.onLimit != nil {
 		g.onLimit(g.limit)
 	}
-	g.signal()
+	g.admit()
 	g.mu.Unlock()
 }
 
-// limits returns the limit and the requests out now.
+// limits returns the limit and the callers inside now.
 func (g *gate) limits() (limit, out int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.limit, g.out
 }
 
-// signal wakes the callers waiting in enter, if any, to look again; g.mu is held.
-func (g *gate) signal() {
-	if g.waiting > 0 && g.out < g.limit {
-		close(g.wake)
-		g.wake = make(chan struct{})
+// admit lets in as many waiting callers as there are free places; g.mu is held.
+func (g *gate) admit() {
+	for g.out < g.limit && len(g.queue) > 0 {
+		close(g.queue[0])
+		g.queue[0] = nil
+		g.queue = g.queue[1:]
+		g.out++
 	}
 }

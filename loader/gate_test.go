@@ -120,3 +120,46 @@ func TestInFlightCounted(t *testing.T) {
 		t.Errorf("the summary does not say the limit and the latency:\n%s", text.String())
 	}
 }
+
+// Waiting callers are admitted first come first, one per place that comes free, and a
+// caller whose context ends while it waits leaves the queue without taking a place.
+func TestGateAdmitsInOrder(t *testing.T) {
+	g := newGate(1)
+	if err := g.enter(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	order := make(chan int, 3)
+	ctx, cancel := context.WithCancel(context.Background())
+	gave := make(chan error, 1)
+	for i := range 3 {
+		c := context.Background()
+		if i == 1 {
+			c = ctx
+		}
+		go func() {
+			if err := g.enter(c); err != nil {
+				gave <- err
+				return
+			}
+			order <- i
+		}()
+		testutil.WaitFor(t, 5*time.Second, "caller queued", func() bool {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			return len(g.queue) == i+1
+		})
+	}
+	cancel()
+	if err := <-gave; err == nil {
+		t.Fatal("a cancelled caller entered")
+	}
+	for _, want := range []int{0, 2} {
+		g.leave()
+		if got := <-order; got != want {
+			t.Fatalf("admitted caller %d, want %d", got, want)
+		}
+	}
+	if limit, out := g.limits(); limit != 1 || out != 1 {
+		t.Fatalf("limits = %d, %d; want 1, 1", limit, out)
+	}
+}

@@ -10,7 +10,8 @@
 // The reader reads, maps and routes each row to the lane of its match key, after taking
 // its slot in the read-ahead ring. Rows of one profile share a lane, in file order, so they
 // reach the API one after another. The senders send each lane's rows under an in-flight
-// limit (gate.go), the pacer (pace.go) and the retry policy (policy.go), skipping rows
+// limit (gate.go; with --workers auto the tuner of tune.go moves it by the latency), the
+// pacer (pace.go) and the retry policy (policy.go), skipping rows
 // whose body the API has already (unchanged.go). The recorder takes finished rows in any
 // order and advances the checkpoint's watermark over the longest finished prefix of the
 // file, writing that prefix's rejects in record order; a crash therefore re-sends at most
@@ -89,30 +90,36 @@ type run struct {
 	sum     Summary
 }
 
-// run sends the input's rows from the checkpoint on: the reader feeds one lane per
-// worker, a sender goroutine per lane sends its rows, and the recorder (on this
-// goroutine) finishes them in file order until the reader and the senders are done.
+// run sends the input's rows from the checkpoint on: the reader feeds the lanes, a sender
+// goroutine per lane sends its rows under the in-flight limit, which with --workers auto
+// the tuner moves, and the recorder (on this goroutine) finishes them in file order until
+// the reader and the senders are done.
 func (r *run) run(ctx context.Context) (*Summary, error) {
 	cfg := &r.cfg
 	start := time.Now()
 	st := newStops(ctx, cfg.DrainTimeout)
 	defer st.release()
 
-	ring := newRing(cfg.Workers*readAhead, cfg.aheadBytes)
-	lanes := make([]chan job, cfg.Workers)
+	sh := shapeOf(cfg)
+	lanes := make([]chan job, sh.lanes)
 	for i := range lanes {
-		lanes[i] = make(chan job, queueDepth)
+		lanes[i] = make(chan job, sh.depth)
 	}
+	ring := newRing(sh.ahead(sh.most), sh.ahead(sh.limit), cfg.aheadBytes)
 	rd := &reader{cfg: cfg, in: r.in, ahead: r.ahead, lastNum: r.lastNum, mp: r.mp, ring: ring,
 		holds: &r.holds, seen: r.seen, stops: st}
 	r.ahead = nil // the reader's now; finish takes back those it did not read
-	inFlight := newGate(len(lanes))
-	if !cfg.Validate { // a validation sends nothing: it has no in-flight limit to report
+	inFlight := newGate(sh.limit)
+	var tuning *adaptive
+	if !cfg.Validate { // a validation sends nothing: it has no in-flight limit to report or tune
 		inFlight.onLimit = func(n int) { cfg.Counters.InFlightLimit.Store(int64(n)) }
-		inFlight.setLimit(len(lanes))
+		inFlight.setLimit(sh.limit)
+		if cfg.Workers == 0 {
+			tuning = &adaptive{tuner: newTuner(cfg.MaxWorkers)}
+		}
 	}
 	sd := &senders{cfg: cfg, pace: r.pace, policy: newRetryPolicy(*cfg, len(lanes)), gate: inFlight,
-		holds: &r.holds, changes: newChanges(r.digests, cfg.Skip), ring: ring, stops: st}
+		tuning: tuning, holds: &r.holds, changes: newChanges(r.digests, cfg.Skip), ring: ring, stops: st}
 	rc := &recorder{cfg: cfg, ring: ring, rej: r.rej, ckpt: r.ckpt, digests: r.digests, seen: r.seen,
 		sum: &r.sum, stops: st, next: r.from.num + 1, mark: r.from}
 
@@ -123,6 +130,9 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 	}
 	var readErr error
 	finished := make(chan struct{})
+	if tuning != nil {
+		go tuning.watch(finished, inFlight, ring)
+	}
 	go func() {
 		readErr = g.Wait()
 		close(finished)
@@ -191,7 +201,11 @@ func (r *run) logStart() {
 	if cfg.Validate {
 		attrs = append(attrs, "validate", true) // sends nothing: no workers, no rate
 	} else {
-		attrs = append(attrs, "workers", cfg.Workers, "rate", cfg.Rate, "resumeAfterRecord", r.sum.Skipped)
+		workers := any(cfg.Workers)
+		if cfg.Workers == 0 {
+			workers = fmt.Sprintf("auto (at most %d)", cfg.MaxWorkers)
+		}
+		attrs = append(attrs, "workers", workers, "rate", cfg.Rate, "resumeAfterRecord", r.sum.Skipped)
 	}
 	if cfg.Shard.Split() {
 		attrs = append(attrs, "shard", cfg.Shard.String())

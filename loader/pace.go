@@ -11,13 +11,17 @@ import (
 )
 
 // Pacing constants: how the pool's rate follows a server's rate limit. On a 429 the rate
-// drops to just under what the server let through since the previous 429 (the rate at
-// which its bucket refills), within [decreaseMin, decreaseMax] of the current rate; at most
-// once per decreaseEvery, so the answers of one burst count once. Then, for every
-// increaseEvery without a 429, it climbs by a step that starts at increaseStart of the
-// rate and grows with the quiet time up to increaseMax, and is never less than
-// increaseFloor of --rate: a server that stopped limiting soon gets the whole --rate
-// again, and one that still limits is probed gently, so 429s stay rare.
+// drops to just under what the server let through lately (since the previous 429, or over
+// the last second or two: the rate at which its bucket refills), within [decreaseMin,
+// decreaseMax] of the current rate; at most once per decreaseEvery, so the answers of one
+// burst count once. Then, for every increaseEvery without a 429, it climbs by a step that
+// starts at increaseStart of the rate and grows with the quiet time up to increaseMax, and
+// after increaseRampUp is never less than increaseFloor of --rate: a server that stopped limiting soon gets the
+// whole --rate again, and one that still limits is probed gently, so 429s stay rare.
+//
+// A few 429s at the edge of the server's bucket (--rate set to the API's grant) lower the
+// rate by 5% and cost the row its Retry-After; only a storm (more than stormMin 429s since
+// the last cut, and more than stormShare of the answers) pauses every worker.
 const (
 	decreaseMin    = 0.5  // a 429 never more than halves the rate
 	decreaseMax    = 0.95 // and always cuts at least 5%
@@ -30,13 +34,19 @@ const (
 	increaseFloor  = 0.01
 	minRate        = 1.0
 	minSample      = 20 // answers needed to judge the rate of an unlimited pool
+	markEvery      = time.Second
+	stormMin       = 5    // 429s since the last cut before they can be a storm
+	stormShare     = 0.05 // and their share of the answers since then
 )
 
 // slower returns the rate to use after a 429 at rate cur, given the rate the server let
-// through since the previous 429 (0 when unknown): just under the server's rate, but never
-// below half of cur, never above 95% of it, never below floor.
+// through lately (0 when unknown): just under the server's rate, but never below half of
+// cur, never above 95% of it, never below floor. When the server's rate is unknown (a 429
+// in the first second of a run, when a pool's first burst meets a smaller bucket) it cuts
+// 5%: if the server grants much less, its 429s go on, and the next cut, a second later,
+// knows its rate.
 func slower(cur, served, floor float64) float64 {
-	next := cur * decreaseMin
+	next := cur * decreaseMax
 	if served > 0 {
 		next = min(max(served*targetShare, cur*decreaseMin), cur*decreaseMax)
 	}
@@ -47,7 +57,13 @@ func slower(cur, served, floor float64) float64 {
 // being the time since the last 429. ceiling is --rate; 0 means none.
 func faster(cur, ceiling float64, quiet time.Duration) float64 {
 	share := min(increaseStart*(1+float64(quiet)/float64(increaseRampUp)), increaseMax)
-	next := cur + max(cur*share, ceiling*increaseFloor)
+	step := cur * share
+	if quiet >= increaseRampUp {
+		// Quiet for a while: the server may have stopped limiting. Sooner, a step of the
+		// ceiling could be more than a small server's whole rate.
+		step = max(step, ceiling*increaseFloor)
+	}
+	next := cur + step
 	if ceiling > 0 && next > ceiling {
 		return ceiling
 	}
@@ -82,11 +98,14 @@ type pacer struct {
 
 	pauseUntil atomic.Int64 // unix nanoseconds; no attempt starts before it
 	passed     atomic.Int64 // requests answered with something other than 429
+	limited    atomic.Int64 // 429s since the rate was last cut
 	start      time.Time
+	markAt     atomic.Int64 // unix nanoseconds of the latest mark, taken every markEvery
 
 	mu          sync.Mutex
 	lastLimited time.Time // when the rate last dropped on a 429
 	passedThen  int64     // passed at lastLimited
+	mark, prev  passMark  // passed at the latest two marks: the rate the server let through lately
 	lastChange  atomic.Int64
 	slowed      atomic.Bool   // below the ceiling, or limited although the ceiling is none
 	onChange    func(float64) // told the new limit (0: unlimited) under mu; may be nil
@@ -171,43 +190,75 @@ func (p *pacer) pause(now time.Time, d time.Duration) {
 	}
 }
 
-// rateLimited lowers the pool's rate after a 429; answers that arrive together count once.
-// It reports whether the rate changed.
-func (p *pacer) rateLimited(now time.Time) bool {
+// passMark is the count of requests passed at a moment.
+type passMark struct {
+	at     time.Time
+	passed int64
+}
+
+// rateLimited counts a 429 to a request sent at sentAt and lowers the pool's rate; the 429s
+// that arrive together count once, and those to requests sent before the last cut count
+// for that cut. It reports whether the rate changed, and whether the 429s are a storm,
+// which every worker should pause for.
+func (p *pacer) rateLimited(now, sentAt time.Time) (slowed, storm bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.lastLimited.IsZero() && now.Sub(p.lastLimited) < decreaseEvery {
-		return false
+	if sentAt.Before(p.lastLimited) {
+		// Sent before the last cut: the overshoot that cut answered for, not a new one.
+		return false, false
 	}
+	limited := p.limited.Add(1)
 	passed := p.passed.Load()
+	storm = limited > stormMin && float64(limited) > stormShare*float64(passed-p.passedThen)
+	if !p.lastLimited.IsZero() && now.Sub(p.lastLimited) < decreaseEvery {
+		return false, storm
+	}
 	cur := float64(p.lim.Limit())
 	if p.lim.Limit() == rate.Inf {
 		// No limit yet: start from the rate that got through, if there is enough to go by;
 		// otherwise the Retry-After pause alone must do.
 		if passed < minSample {
-			return false
+			return false, true
 		}
 		cur = float64(passed) / max(now.Sub(p.start).Seconds(), 0.001)
 	}
-	// What the server let through since the previous 429 is its refill rate: its bucket
-	// was empty then and is empty now. Before the first 429 the bucket was full, so the
-	// figure would be too high: the rate halves instead.
+	// A few 429s are the edge of the server's bucket: what it let through is what the pool
+	// sent, not its rate, and the rate drops 5%. In a storm it let through its rate.
 	var served float64
-	if !p.lastLimited.IsZero() {
-		served = float64(passed-p.passedThen) / now.Sub(p.lastLimited).Seconds()
+	if storm {
+		served = p.served(now, passed)
 	}
-	p.lastLimited, p.passedThen = now, passed
 	p.setRate(now, slower(cur, served, minRate))
+	p.lastLimited, p.passedThen = now, passed
+	p.limited.Store(0)
 	p.lastChange.Store(now.UnixNano())
 	p.slowed.Store(true)
-	return true
+	return true, storm
+}
+
+// served is the rate the server let through lately, which is the rate its bucket refills
+// at when it answers 429: since the previous 429, when its bucket was empty too, or since
+// the mark before the latest (one to two seconds), whichever is more recent; 0 when
+// unknown. Over the first second of a run the server's full bucket hides its rate.
+func (p *pacer) served(now time.Time, passed int64) float64 {
+	from := p.prev
+	if p.lastLimited.After(from.at) {
+		from = passMark{p.lastLimited, p.passedThen}
+	}
+	if from.at.IsZero() || now.Sub(from.at) < decreaseEvery/2 {
+		return 0
+	}
+	return float64(passed-from.passed) / now.Sub(from.at).Seconds()
 }
 
 // answered counts a request that got an answer other than 429 and lets the rate climb
 // back towards the ceiling. Cheap when at the ceiling, so every worker can call it after
 // every answer.
 func (p *pacer) answered(now time.Time) {
-	p.passed.Add(1)
+	passed := p.passed.Add(1)
+	if now.UnixNano()-p.markAt.Load() >= int64(markEvery) {
+		p.takeMark(now, passed)
+	}
 	if !p.slowed.Load() || now.UnixNano()-p.lastChange.Load() < int64(increaseEvery) {
 		return
 	}
@@ -220,6 +271,17 @@ func (p *pacer) answered(now time.Time) {
 	p.setRate(now, next)
 	p.lastChange.Store(now.UnixNano())
 	p.slowed.Store(p.ceiling <= 0 || next < p.ceiling)
+}
+
+// takeMark notes passed at now, once per markEvery.
+func (p *pacer) takeMark(now time.Time, passed int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if now.UnixNano()-p.markAt.Load() < int64(markEvery) {
+		return
+	}
+	p.prev, p.mark = p.mark, passMark{now, passed}
+	p.markAt.Store(now.UnixNano())
 }
 
 // limit is the current requests per second; 0 means unlimited.

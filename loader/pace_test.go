@@ -15,14 +15,15 @@ func TestSlowerFaster(t *testing.T) {
 		name      string
 		got, want float64
 	}{
-		{"halves when the server's rate is unknown", slower(100, 0, 1), 50},
+		{"cuts 5% when the server's rate is unknown", slower(100, 0, 1), 95},
 		{"just under the server's rate", slower(400, 300, 1), 285},
 		{"never more than halves", slower(1000, 100, 1), 500},
 		{"always cuts 5%", slower(200, 300, 1), 190},
-		{"floor", slower(1.5, 0, 1), 1},
+		{"floor", slower(1.02, 0, 1), 1},
 		{"at floor", slower(1, 0, 1), 1},
-		{"climbs by a hundredth of the ceiling at least", faster(50, 1000, 0), 60},
-		{"climbs by a hundredth of the rate", faster(5000, 10000, 0), 5100},
+		{"climbs by a hundredth of the ceiling at least, once quiet", faster(50, 1000, 10*time.Second), 60},
+		{"but not sooner", faster(50, 1000, 0), 50.5},
+		{"climbs by a hundredth of the rate", faster(5000, 10000, 0), 5050},
 		{"faster the longer it is quiet", faster(5000, 10000, 30*time.Second), 5200},
 		{"a tenth at most", faster(5000, 0, time.Hour), 5500},
 		{"no ceiling", faster(5000, 0, 0), 5050},
@@ -56,13 +57,16 @@ func TestTidy(t *testing.T) {
 
 // After a 429 the rate the pacer takes, and the log line shows, is a tidy number.
 func TestPacerRateIsTidy(t *testing.T) {
-	p := newPacer(1000, 10)
+	p := newPacer(500, 10)
 	now := time.Now()
-	p.rateLimited(now)
+	p.rateLimited(now, now)
 	for range 523 {
 		p.answered(now.Add(500 * time.Millisecond))
 	}
-	p.rateLimited(now.Add(1300 * time.Millisecond)) // 523 answers in 1.3 s: 402.3/s let through
+	for range 30 { // a storm: more than 5% of the answers since the cut
+		p.rateLimited(now.Add(600*time.Millisecond), now.Add(600*time.Millisecond))
+	}
+	p.rateLimited(now.Add(1300*time.Millisecond), now.Add(1300*time.Millisecond)) // 523 answers in 1.3 s: 402.3/s let through
 	if got := p.limit(); fmt.Sprint(got) != "382" {
 		t.Fatalf("limit %v after a 429, want 382 (95%% of 402.3/s, to three figures)", got)
 	}
@@ -71,19 +75,22 @@ func TestPacerRateIsTidy(t *testing.T) {
 func TestPacerRateLimitedOncePerSecond(t *testing.T) {
 	p := newPacer(100, 10)
 	now := time.Now()
-	p.rateLimited(now)
-	p.rateLimited(now.Add(100 * time.Millisecond)) // the same storm: no second cut
-	if got := p.limit(); got != 50 {
-		t.Fatalf("after two 429s within a second: limit %g, want 50", got)
+	p.rateLimited(now, now)
+	p.rateLimited(now.Add(100*time.Millisecond), now.Add(100*time.Millisecond)) // the same storm: no second cut
+	if got := p.limit(); got != 95 {
+		t.Fatalf("after two 429s within a second: limit %g, want 95", got)
 	}
 	// 30 answers in the 1.5 s to the next 429: the server lets 20/s through.
 	for range 30 {
 		p.answered(now.Add(500 * time.Millisecond))
 	}
+	for range 10 { // a storm: the 429s since the cut are more than 5% of the answers
+		p.rateLimited(now.Add(600*time.Millisecond), now.Add(600*time.Millisecond))
+	}
 	at := now.Add(1500 * time.Millisecond)
-	p.rateLimited(at)
-	if got := p.limit(); got != 25 {
-		t.Fatalf("after a 429 with 20/s let through at 50/s: limit %g, want 25 (no more than halved)", got)
+	p.rateLimited(at, at)
+	if got := p.limit(); got != 47.5 {
+		t.Fatalf("after a 429 with 20/s let through at 95/s: limit %g, want 47.5 (no more than halved)", got)
 	}
 	// Recovery: one step per quiet second, back to the ceiling and no further.
 	for i := 1; i <= 60; i++ {
@@ -99,8 +106,8 @@ func TestPacerRateLimitedOncePerSecond(t *testing.T) {
 
 // The pool against a server whose token bucket refills at 300/s (and holds 300), asked
 // for --rate 1000: the pacing the benchmark checks, simulated on a clock of its own. Every
-// attempt takes a token from the pool's limiter; a 429 pauses the pool for the server's
-// Retry-After and lowers the rate.
+// attempt takes a token from the pool's limiter; a 429 lowers the rate, and in a storm
+// pauses the pool for the server's Retry-After.
 func TestPacerFollowsServerLimit(t *testing.T) {
 	for _, tc := range []struct {
 		name            string
@@ -110,6 +117,10 @@ func TestPacerFollowsServerLimit(t *testing.T) {
 		minGoodput      float64 // accepted per second ÷ server rate, over the whole run
 		max429AfterWarm float64 // share of 429s among attempts after the first 5 s
 	}{
+		// --rate set to the API's grant: a few 429s at the edge of its bucket must not halve
+		// the pace (issue: 0.50 of the limit with a pause and a halving per 429).
+		{"1000/s server, --rate 1000", 1000, 1000, 100, 0.95, 0.01},
+		{"980/s server, --rate 1000", 1000, 980, 98, 0.95, 0.01},
 		{"300/s server, --rate 1000", 1000, 300, 300, 0.93, 0.02},
 		// A bucket of a tenth of a second: every 429's pause (Retry-After is whole seconds)
 		// lets most of a second of the server's rate go unused, the price of honouring it.
@@ -150,8 +161,9 @@ func TestPacerFollowsServerLimit(t *testing.T) {
 					if warm {
 						limitedWarm++
 					}
-					p.pause(now, time.Second) // Retry-After: 1, the whole seconds until a token
-					p.rateLimited(now)
+					if _, storm := p.rateLimited(now, now); storm {
+						p.pause(now, time.Second) // Retry-After: 1, the whole seconds until a token
+					}
 				}
 			}
 			goodput := float64(accepted) / seconds / tc.serverRate
@@ -170,7 +182,7 @@ func TestPacerFollowsServerLimit(t *testing.T) {
 
 func TestPacerUnlimited(t *testing.T) {
 	p := newPacer(0, 0)
-	p.rateLimited(time.Now())
+	p.rateLimited(time.Now(), time.Now())
 	if p.limit() != 0 {
 		t.Fatalf("unlimited pacer reports limit %g", p.limit())
 	}
@@ -234,12 +246,34 @@ func TestPacerFirstLimitWhileWaiting(t *testing.T) {
 				}
 			})
 		}
-		p.rateLimited(time.Now())
+		p.rateLimited(time.Now(), time.Now())
 		wg.Wait()
 		cancel()
 		close(errs)
 		for err := range errs {
 			t.Fatalf("a worker's wait failed while the first limit was set: %v", err)
 		}
+	}
+}
+
+// The 429s to requests sent before a cut are the overshoot that cut answered for: they
+// neither cut again nor make a storm, however many arrive.
+func TestPacerEchoesOfACut(t *testing.T) {
+	p := newPacer(1000, 100)
+	now := time.Now()
+	for range minSample {
+		p.answered(now)
+	}
+	if slowed, _ := p.rateLimited(now, now); !slowed {
+		t.Fatal("first 429: no cut")
+	}
+	for i := range 300 { // the requests out when the cut came, answered over 2 s
+		at := now.Add(time.Duration(i) * 7 * time.Millisecond)
+		if slowed, storm := p.rateLimited(at, now.Add(-time.Millisecond)); slowed || storm {
+			t.Fatalf("429 %d to a request sent before the cut: slowed %v, storm %v", i, slowed, storm)
+		}
+	}
+	if got := p.limit(); got != 950 {
+		t.Fatalf("limit %g, want 950 (one cut of 5%%)", got)
 	}
 }

@@ -21,12 +21,12 @@ const (
 	reject                      // finished: the row goes to the rejects
 	retry                       // send it again after the decision's wait
 	park                        // send it again after the wait, serving other profiles meanwhile
-	pauseAll                    // a 429: every sender pauses for the wait, then the row goes again
+	slowDown                    // a 429: the pool slows down, the row goes again after the wait (every row, in a storm)
 	stop                        // the run stops (the decision's err); the row is left for the resume
 )
 
 // decision is the policy's verdict on one answer, with how long to wait before the next
-// attempt (retry, park, pauseAll) or why the run stops (stop).
+// attempt (retry, park, slowDown) or why the run stops (stop).
 type decision struct {
 	verdict verdict
 	wait    time.Duration
@@ -87,7 +87,7 @@ func (p *retryPolicy) decide(now time.Time, id int, t *tries, sentAt time.Time, 
 		if wait <= 0 {
 			wait = sink.Backoff(t.limited, p.backoffBase, p.backoffMax, p.jitter())
 		}
-		return decision{verdict: pauseAll, wait: wait}
+		return decision{verdict: slowDown, wait: wait}
 	}
 	// Transient: a 5xx, a 408, a timeout or a reset.
 	t.transient++

@@ -26,11 +26,11 @@ import (
 // about once per drainEvery: at full speed one wake-up finishes tens of rows, where a
 // channel would wake the recorder for each.
 type ring struct {
-	slots  []slot
-	nudge  chan struct{}       // holds one wake-up for the recorder; ack never blocks on it
-	tokens chan struct{}       // one per row read and not yet freed
-	bytes  *semaphore.Weighted // the rows' weights in bytes
-	max    int64               // the bytes it holds at most
+	slots []slot
+	nudge chan struct{}       // holds one wake-up for the recorder; ack never blocks on it
+	rows  *gate               // one place per row read and not yet freed
+	bytes *semaphore.Weighted // the rows' weights in bytes
+	max   int64               // the bytes it holds at most
 }
 
 type slot struct {
@@ -43,29 +43,27 @@ type slot struct {
 // thousand a second however fast rows finish, and delays a checkpoint by at most this.
 const drainEvery = time.Millisecond
 
-// newRing returns a ring of rows slots holding at most maxBytes of rows' weight.
-func newRing(rows int, maxBytes int64) *ring {
+// newRing returns a ring of size slots holding at most maxBytes of rows' weight, of
+// which rows may be taken at first (see setRows).
+func newRing(size, rows int, maxBytes int64) *ring {
 	return &ring{
-		slots:  make([]slot, rows),
-		nudge:  make(chan struct{}, 1),
-		tokens: make(chan struct{}, rows),
-		bytes:  semaphore.NewWeighted(maxBytes),
-		max:    maxBytes,
+		slots: make([]slot, size),
+		nudge: make(chan struct{}, 1),
+		rows:  newGate(min(rows, size)),
+		bytes: semaphore.NewWeighted(maxBytes),
+		max:   maxBytes,
 	}
 }
 
 // size is how many rows the ring holds at most.
 func (g *ring) size() int { return len(g.slots) }
 
+// setRows changes how many rows the ring may hold to n, at most its size: the read-ahead
+// follows the in-flight limit. Rows read already stay.
+func (g *ring) setRows(n int) { g.rows.setLimit(min(n, len(g.slots))) }
+
 // take waits for a free slot for the next row to be read. It fails only when ctx ends.
-func (g *ring) take(ctx context.Context) error {
-	select {
-	case g.tokens <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (g *ring) take(ctx context.Context) error { return g.rows.enter(ctx) }
 
 // weigh waits until the ring holds n more bytes of rows: a row of many bytes waits until
 // the rows before it are checkpointed. n must not exceed the ring's bytes. It fails only
@@ -102,8 +100,8 @@ func (g *ring) next(num int64) (outcome, bool) {
 // free gives back the slots of rows rows and their bytes, once a written checkpoint covers
 // them: the reader may read as many more. Only the recorder calls it.
 func (g *ring) free(rows int, bytes int64) {
-	for range rows {
-		<-g.tokens
+	if rows > 0 {
+		g.rows.leaveN(rows)
 	}
 	if bytes > 0 {
 		g.bytes.Release(bytes)

@@ -14,7 +14,7 @@ import (
 // next ring's rows.
 func TestRingTakesRowsInRecordOrder(t *testing.T) {
 	const n = 64
-	b := newRing(n, 1<<20)
+	b := newRing(n, n, 1<<20)
 	for round := range 3 {
 		first := int64(1 + round*n)
 		nums := make([]int64, n)
@@ -72,7 +72,7 @@ func TestRingTakesRowsInRecordOrder(t *testing.T) {
 // ahead; under the race detector, no slot is written while it is read.
 func TestRingContract(t *testing.T) {
 	const slots, rows, maxBytes = 64, 20000, 1000
-	b := newRing(slots, maxBytes)
+	b := newRing(slots, slots, maxBytes)
 	var freed atomic.Int64 // rows freed so far
 	var freedBytes atomic.Int64
 	weight := func(num int64) int64 { return 1 + num%50 }
@@ -156,5 +156,39 @@ func TestCountersBytesDone(t *testing.T) {
 		if got := c.BytesDone(); got != tc.want {
 			t.Errorf("read %d, readEnd %d, doneEnd %d: BytesDone %d, want %d", tc.read, tc.readEnd, tc.doneEnd, got, tc.want)
 		}
+	}
+}
+
+// The rows a ring may hold follow setRows, never past its size: the read-ahead of an
+// adaptive run follows its in-flight limit.
+func TestRingRowsFollowTheLimit(t *testing.T) {
+	g := newRing(100, 10, 1<<20)
+	taken := 0
+	try := func() bool {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // take fails at once unless a slot is free
+		if g.rows.enter(ctx) != nil {
+			return false
+		}
+		taken++
+		return true
+	}
+	for try() {
+	}
+	if taken != 10 {
+		t.Fatalf("took %d rows, want 10", taken)
+	}
+	g.setRows(1000) // more than the ring's size: its size
+	for try() {
+	}
+	if taken != 100 {
+		t.Fatalf("took %d rows after raising the limit, want the ring's 100", taken)
+	}
+	g.setRows(20)
+	g.free(85, 0) // 15 held, under the lowered limit of 20: 5 more
+	for try() {
+	}
+	if taken != 105 {
+		t.Fatalf("took %d rows after lowering the limit to 20 and freeing 85, want 105", taken)
 	}
 }

@@ -18,6 +18,7 @@ type senders struct {
 	pace    *pacer
 	policy  *retryPolicy
 	gate    *gate
+	tuning  *adaptive // with --workers auto: what the requests take; nil with a fixed pool
 	holds   *holds
 	changes *changes // with --skip-unchanged; nil without
 	ring    *ring
@@ -183,13 +184,10 @@ func (s *senders) send(work context.Context, id int, j *job) (sent, int) {
 		case stop:
 			s.stops.fatal(d.err)
 			return sent{}, unfinished
-		case pauseAll:
-			s.pace.pause(now, d.wait)
-			if s.pace.rateLimited(now) {
-				cfg.Logger.Warn("the API is rate limiting: all workers pause, then go on slower",
-					"pause", d.wait.String(), "rate", s.pace.limit())
+		case slowDown:
+			if s.slowDown(now, sentAt, d.wait) {
+				continue // the pause holds every lane, this one included
 			}
-			continue // the pause holds every lane, this one included
 		case park:
 			return sent{until: now.Add(d.wait)}, parked
 		}
@@ -201,6 +199,23 @@ func (s *senders) send(work context.Context, id int, j *job) (sent, int) {
 		case <-tm.C:
 		}
 	}
+}
+
+// slowDown lowers the pool's rate after a 429 (once for the 429s that arrive together),
+// and in a storm of them pauses every lane for wait. It reports whether it paused.
+func (s *senders) slowDown(now, sentAt time.Time, wait time.Duration) bool {
+	slowed, storm := s.pace.rateLimited(now, sentAt)
+	if storm {
+		s.pace.pause(now, wait)
+	}
+	switch {
+	case slowed && storm:
+		s.cfg.Logger.Warn("the API is rate limiting: all workers pause, then go on slower",
+			"pause", wait.String(), "rate", s.pace.limit())
+	case slowed:
+		s.cfg.Logger.Info("the API answered 429: going on slower", "rate", s.pace.limit())
+	}
+	return storm
 }
 
 // attempt makes one request for j: it takes a place under the in-flight limit, waits for
@@ -229,7 +244,11 @@ func (s *senders) attempt(work context.Context, j *job) (res sink.Result, sentAt
 	if work.Err() != nil {
 		return res, sentAt, false // cut off by the drain timeout or a fatal answer
 	}
-	c.Latency.Observe(time.Since(sentAt))
+	took := time.Since(sentAt)
+	c.Latency.Observe(took)
+	if s.tuning != nil {
+		s.tuning.samples.observe(took, timedOut(res))
+	}
 	return res, sentAt, true
 }
 

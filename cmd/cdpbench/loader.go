@@ -43,6 +43,9 @@ type loaderSummary struct {
 	Accepted      int64   `json:"accepted"`
 	Rejected      int64   `json:"rejected"`
 	RateLimited   int64   `json:"rateLimited"`
+	Retries       int64   `json:"retries"`
+	LatencyP95    float64 `json:"latencyP95Seconds"`
+	InFlightLimit int64   `json:"inFlightLimit"`
 	Seconds       float64 `json:"seconds"`
 	RowsPerSecond float64 `json:"rowsPerSecond"`
 }
@@ -53,7 +56,7 @@ type loaderSpec struct {
 	baseURL string
 	token   string
 	file    string
-	workers int
+	workers int     // --workers; 0 is auto
 	rate    float64 // --rate; 0 is unlimited
 	// stateDir holds the checkpoint, rejects and summary. Empty gives a fresh dir under
 	// work, removed afterwards, and --restart.
@@ -98,7 +101,7 @@ func execLoader(ctx context.Context, spec loaderSpec) (loaderExec, error) {
 		"--base-url", spec.baseURL,
 		"--rate", strconv.FormatFloat(spec.rate, 'f', -1, 64),
 		"--progress", "none",
-		"--workers", strconv.Itoa(spec.workers),
+		"--workers", workersArg(spec.workers),
 		"--state-dir", state,
 		"--summary", sumPath,
 	}

@@ -66,6 +66,10 @@ type options struct {
 	unchangedRows int
 	// unchangedPairs is the check's interleaved first-night pairs (without, with the store).
 	unchangedPairs int
+	// adaptiveSeconds is the length of each limited case of the adaptive checks (0 skips
+	// them), unlimitedRounds the rounds of their unlimited comparison (0 skips it).
+	adaptiveSeconds float64
+	unlimitedRounds int
 }
 
 func main() {
@@ -119,6 +123,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&o.resumeAt, "resume-at", 0.95, "share of the largest CSV's rows at which the resume check's checkpoint is; 0 skips it")
 	fs.IntVar(&o.unchangedRows, "unchanged-rows", 2_000_000, "profiles of the --skip-unchanged check (two nights, then nights where nothing changed); 0 skips it")
 	fs.IntVar(&o.unchangedPairs, "unchanged-pairs", 3, "interleaved first-night pairs (without the store, with it) of the --skip-unchanged check")
+	fs.Float64Var(&o.adaptiveSeconds, "adaptive-seconds", 30, "length of each limited case of the --workers auto checks (1,000/s at 20, 100 and 300 ms; 40 at once in 50 ms); 0 skips them")
+	fs.IntVar(&o.unlimitedRounds, "unlimited-rounds", 3, "rounds of --workers auto against 8, 32 and 64 on the unlimited emulator, with the largest CSV; 0 skips it")
 	fs.BoolVar(&o.wide, "wide", true, "run the wide-rows check: peak RSS with rows near and far over the 1 MiB row limit")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -202,6 +208,7 @@ func bench(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		r.Figures = append(r.Figures, resumeFigures(cres, "")...)
 	}
 	r.Figures = append(r.Figures, shardFigures(r.Shards)...)
+	r.Figures = append(r.Figures, adaptiveFigures(r.Adaptive)...)
 	r.Figures = append(r.Figures, wideFigures(r.Wide)...)
 	r.Figures = append(r.Figures, unchangedFigures(r.Unchanged)...)
 	writeTable(stdout, r)
@@ -369,6 +376,15 @@ func (s *session) runChecks(ctx context.Context, r *report) (overMemory error, e
 	if o.unchangedRows > 0 {
 		if r.Unchanged, err = runUnchanged(ctx, o.unchangedRows, o.unchangedPairs, o.seed, s.work, s.cdpload, s.base, s.watch, s.emu.Reset, logf); err != nil {
 			return nil, fmt.Errorf("the skip-unchanged check: %w", err)
+		}
+	}
+	if o.adaptiveSeconds > 0 {
+		file, rounds := s.files[groupKey{rows: slices.Max(o.rows), format: "csv"}], o.unlimitedRounds
+		if file == "" {
+			rounds = 0 // no CSV generated (--formats jsonl)
+		}
+		if r.Adaptive, err = runAdaptive(ctx, o.adaptiveSeconds, rounds, file, s.work, s.cdpload, s.base, logf); err != nil {
+			return nil, fmt.Errorf("the adaptive checks: %w", err)
 		}
 	}
 	if o.wide {

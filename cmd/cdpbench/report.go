@@ -115,6 +115,8 @@ type report struct {
 	Wide             []wideRun  `json:"wide,omitempty"`
 	// Unchanged is the --skip-unchanged check.
 	Unchanged *unchangedRun `json:"unchanged,omitempty"`
+	// Adaptive is the --workers auto checks.
+	Adaptive *adaptiveResult `json:"adaptive,omitempty"`
 }
 
 type groupKey struct {

@@ -40,7 +40,8 @@ type options struct {
 
 	rate          float64
 	burst         int
-	workers       int
+	workers       workersFlag // 0 is auto
+	maxWorkers    int
 	maxRetries    int
 	maxRetryAfter time.Duration
 	outageTimeout time.Duration
@@ -99,7 +100,8 @@ func newFlagSet(cmd string, o *options, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.nullValue, "null-value", "", "CSV cell text that means null (clear the field), e.g. --null-value '\\N'")
 	fs.Float64Var(&o.rate, "rate", 50, "requests per second over all workers, retries included; 0 is unlimited, e.g. --rate 200")
 	fs.IntVar(&o.burst, "burst", 0, "requests allowed above --rate in a burst (default: a tenth of --rate, at least 1), e.g. --burst 20")
-	fs.IntVar(&o.workers, "workers", 8, "concurrent requests, e.g. --workers 32")
+	fs.Var(&o.workers, "workers", "concurrent requests: auto finds how many reach --rate from the API's latency while the run lasts, up to --max-workers; a number fixes them, e.g. --workers 32 (default auto)")
+	fs.IntVar(&o.maxWorkers, "max-workers", loader.DefaultMaxWorkers, "with --workers auto, the most concurrent requests it may reach, e.g. --max-workers 128")
 	fs.IntVar(&o.maxRetries, "max-retries", 5, "retries of a row after a 5xx, a timeout or a reset, before it is rejected, e.g. --max-retries 8")
 	fs.DurationVar(&o.maxRetryAfter, "max-retry-after", 5*time.Minute, "longest pause a 429's Retry-After may impose, e.g. --max-retry-after 1m")
 	fs.DurationVar(&o.outageTimeout, "outage-timeout", 10*time.Minute, "how long the API may fail every request (5xx, timeouts, resets) before the run stops to resume later; meanwhile no row is rejected for it, e.g. --outage-timeout 30m")
@@ -273,8 +275,10 @@ func (o *options) check() error {
 		return bad("--checkpoint names one file's checkpoint; with several inputs or a prefix use --state-dir")
 	case several && o.rejects != "":
 		return bad("--rejects names one file's rejects; with several inputs or a prefix use --state-dir")
-	case o.workers < 1 || o.workers > 1024:
-		return bad("--workers must be from 1 to 1024, not %d", o.workers)
+	case o.maxWorkers < 1 || o.maxWorkers > maxWorkersLimit:
+		return bad("--max-workers must be from 1 to %d, not %d", maxWorkersLimit, o.maxWorkers)
+	case o.workers > 0 && o.maxWorkers != loader.DefaultMaxWorkers:
+		return bad("--max-workers caps --workers auto; with --workers %d it has no effect: give one or the other", o.workers)
 	case !(o.rate >= 0) || math.IsInf(o.rate, 1):
 		return bad("--rate must be 0 (unlimited) or a positive number, not %g", o.rate)
 	case o.burst < 0:
@@ -463,5 +467,40 @@ func (o *options) expandPrefixes(buckets *remote.Buckets) error {
 		}
 	}
 	o.files = out
+	return nil
+}
+
+// concurrency is the most requests the run may have out at once: --workers, or with auto
+// --max-workers.
+func (o *options) concurrency() int {
+	if o.workers > 0 {
+		return int(o.workers)
+	}
+	return o.maxWorkers
+}
+
+// maxWorkersLimit is the most concurrent requests --workers and --max-workers may ask for.
+const maxWorkersLimit = 1024
+
+// workersFlag is --workers: auto (0) or a fixed number of concurrent requests.
+type workersFlag int
+
+func (w *workersFlag) String() string {
+	if *w == 0 {
+		return "auto"
+	}
+	return strconv.Itoa(int(*w))
+}
+
+func (w *workersFlag) Set(s string) error {
+	if s == "auto" {
+		*w = 0
+		return nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > maxWorkersLimit {
+		return fmt.Errorf("--workers must be auto or a number from 1 to %d", maxWorkersLimit)
+	}
+	*w = workersFlag(n)
 	return nil
 }

@@ -44,7 +44,10 @@ func TestParseFlagsErrors(t *testing.T) {
 		{[]string{"--token", "s3cret", "a.csv"}, nil, "CDP_TOKEN"},
 		{[]string{"--token=s3cret", "a.csv"}, nil, "--token-file"},
 		{[]string{}, nil, "no input file"},
-		{[]string{"--workers", "0", "a.csv"}, nil, "--workers"},
+		{[]string{"--workers", "0", "a.csv"}, nil, "--workers must be auto or a number from 1 to 1024"},
+		{[]string{"--workers", "1025", "a.csv"}, nil, "--workers must be auto or a number from 1 to 1024"},
+		{[]string{"--max-workers", "0", "a.csv"}, nil, "--max-workers must be from 1 to 1024, not 0"},
+		{[]string{"--workers", "8", "--max-workers", "64", "a.csv"}, nil, "--max-workers caps --workers auto; with --workers 8 it has no effect"},
 		{[]string{"--rate", "NaN", "a.csv"}, nil, "--rate"},
 		{[]string{"--rate", "+Inf", "a.csv"}, nil, "--rate"},
 		{[]string{"--delimiter", "ab", "a.csv"}, nil, "--delimiter"},
@@ -191,5 +194,28 @@ func TestParseFlagsLooksAtNoFiles(t *testing.T) {
 	var u *usageError
 	if !errors.As(err, &u) || !strings.Contains(err.Error(), "--checkpoint names one file's checkpoint") {
 		t.Errorf("--checkpoint with a folder of two inputs: %v, want a usage error", err)
+	}
+}
+
+// --workers is auto unless given; auto takes --max-workers, a number fixes the pool.
+func TestParseFlagsWorkers(t *testing.T) {
+	for _, tc := range []struct {
+		args        []string
+		env         map[string]string
+		workers     workersFlag
+		concurrency int
+	}{
+		{[]string{"a.csv"}, nil, 0, 512},
+		{[]string{"--workers", "auto", "--max-workers", "64", "a.csv"}, nil, 0, 64},
+		{[]string{"--workers", "16", "a.csv"}, nil, 16, 16},
+		{[]string{"a.csv"}, map[string]string{"CDPLOAD_WORKERS": "auto", "CDPLOAD_MAX_WORKERS": "100"}, 0, 100},
+	} {
+		o, err := parseFlags("load", tc.args, &bytes.Buffer{}, env(tc.env))
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		if o.workers != tc.workers || o.concurrency() != tc.concurrency {
+			t.Errorf("%v %v: workers %s, concurrency %d; want %s, %d", tc.args, tc.env, &o.workers, o.concurrency(), &tc.workers, tc.concurrency)
+		}
 	}
 }

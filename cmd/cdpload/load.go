@@ -451,7 +451,8 @@ func (o *options) config(validate bool, logger *slog.Logger) (loader.Config, err
 		Map:                mapper.Options{MatchKey: o.matchKey, Empty: o.empty, NullValue: o.nullValue},
 		Validate:           validate,
 		Shard:              o.split,
-		Workers:            o.workers,
+		Workers:            int(o.workers),
+		MaxWorkers:         o.maxWorkers,
 		Rate:               o.rate,
 		Burst:              o.burst,
 		MaxRetries:         o.maxRetries,
@@ -511,7 +512,7 @@ func (o *options) connect(validate bool) (loader.Sender, func(context.Context) (
 		Token:     token,
 		Timeout:   o.timeout,
 		CAFile:    o.caFile,
-		Conns:     o.workers,
+		Conns:     o.concurrency(),
 		UserAgent: "cdpload/" + version,
 	})
 	if err != nil {

@@ -1,0 +1,113 @@
+package loader
+
+import (
+	"testing"
+	"time"
+)
+
+// TestTuner drives the adaptive limit through windows of samples, as a pure function: no
+// server, no clock. Each case starts from a fresh tuner (limit 8, cap 512) and checks the
+// limit after its windows.
+func TestTuner(t *testing.T) {
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const ms = time.Millisecond
+	// win returns a window of a second, ended i windows after the start, of requests that
+	// took lat, with out of them out on average (Little's law: out × 1 s ÷ lat answers).
+	win := func(i int, lat time.Duration, out float64) window {
+		el := time.Second
+		n := int64(out * float64(el) / float64(lat))
+		return window{end: at.Add(time.Duration(i+1) * el), elapsed: el, answers: n, busy: time.Duration(n) * lat}
+	}
+	type step struct {
+		w    func(i int, tn *tuner) window
+		n    int // windows of this kind
+		want func(limit int) bool
+		what string
+	}
+	// full: the limit is in use; latency lat.
+	full := func(lat time.Duration) func(int, *tuner) window {
+		return func(i int, tn *tuner) window { return win(i, lat, tn.limit) }
+	}
+	// capacity: a server that serves c at once in lat: beyond c, requests queue.
+	capacity := func(c float64, lat time.Duration) func(int, *tuner) window {
+		return func(i int, tn *tuner) window {
+			l := lat
+			if tn.limit > c {
+				l = time.Duration(float64(lat) * tn.limit / c)
+			}
+			return win(i, l, tn.limit)
+		}
+	}
+	between := func(lo, hi int) func(int) bool { return func(n int) bool { return n >= lo && n <= hi } }
+	for _, tc := range []struct {
+		name  string
+		steps []step
+	}{
+		{"steady latency, limit in use: slow start doubles to the cap", []step{
+			{full(100 * ms), 6, between(512, 512), "512 after six doublings"},
+		}},
+		{"limit not in use (the pacer or the input is the bound): it holds", []step{
+			{func(i int, tn *tuner) window { return win(i, 100*ms, tn.limit/2) }, 20, between(8, 8), "8"},
+		}},
+		{"paced at 1000/s with 100 ms: settles near rate × latency", []step{
+			{func(i int, tn *tuner) window { return win(i, 100*ms, min(tn.limit, 100)) }, 20, between(100, 128), "100 to 128"},
+		}},
+		{"latency rising with in-flight (capacity 40 at 50 ms): settles near 40", []step{
+			{capacity(40, 50*ms), 60, between(36, 64), "36 to 64 (latency at most 1.6 × the floor)"},
+		}},
+		{"a timeout halves it", []step{
+			{full(20 * ms), 3, between(64, 64), "64"},
+			{func(i int, tn *tuner) window { w := win(i+3, 20*ms, tn.limit); w.timeouts = 1; return w }, 1, between(32, 32), "32"},
+		}},
+		{"too few answers: no change", []step{
+			{func(i int, tn *tuner) window { w := win(i, 500*ms, tn.limit); w.answers, w.busy = 3, 1500*ms; return w }, 10, between(8, 8), "8"},
+		}},
+		{"recovery: queueing ends, the limit grows again", []step{
+			{full(20 * ms), 3, between(64, 64), "64"},
+			{func(i int, tn *tuner) window { return win(i+3, 80*ms, tn.limit) }, 3, between(8, 16), "cut to 8..16 while latency is 4 × the floor"},
+			{func(i int, tn *tuner) window { return win(i+6, 20*ms, tn.limit) }, 20, between(60, 512), "grown again"},
+		}},
+		{"an API slower for good is followed after a probe", []step{
+			{full(20 * ms), 5, between(256, 256), "256"},
+			// From here every request takes 60 ms whatever the load: three floors. The
+			// limit shrinks, then a probe (every 30 s: 30 windows) finds the new floor and
+			// the limit grows back.
+			{func(i int, tn *tuner) window { return win(i+5, 60*ms, tn.limit) }, 300, between(100, 512), "grown back after the probe"},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tn := newTuner(512)
+			for _, s := range tc.steps {
+				var got int
+				for i := range s.n {
+					got = tn.next(s.w(i, tn))
+				}
+				if !s.want(got) {
+					t.Fatalf("after %d windows: limit %d, want %s (floor %s)", s.n, got, s.what, tn.floor)
+				}
+			}
+		})
+	}
+}
+
+// A probe halves the limit for two windows and takes the second one's latency as the floor.
+func TestTunerProbe(t *testing.T) {
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tn := newTuner(512)
+	tn.slowStart = false
+	w := window{end: at, elapsed: 200 * time.Millisecond, answers: 100, busy: 100 * 50 * time.Millisecond}
+	tn.next(w) // the first window: floor 50 ms, the clock of probes starts
+	tn.limit = 100
+	w.end = at.Add(probeEvery)
+	if got := tn.next(w); got != 50 {
+		t.Fatalf("probe: limit %d, want 50", got)
+	}
+	w.busy = 100 * 500 * time.Millisecond // requests sent under the old limit: not counted
+	if got := tn.next(w); got != 50 || tn.floor != 50*time.Millisecond {
+		t.Fatalf("probe's first window: limit %d floor %s, want 50 and 50ms", got, tn.floor)
+	}
+	w.busy = 100 * 70 * time.Millisecond
+	if got := tn.next(w); got != 100 || tn.floor != 70*time.Millisecond {
+		t.Fatalf("after the probe: limit %d floor %s, want 100 and 70ms", got, tn.floor)
+	}
+}
