@@ -17,15 +17,21 @@ import (
 // judged apart.
 //
 //   - Near the floor, and with the limit in use, the limit grows: it doubles per window
-//     until the first sign of queueing (slow start), then grows by growStep per window.
+//     until the first sign of queueing or the latency at half as much again as the floor
+//     (slow start), then grows by growStep per window. Slow start ends early on a fast API
+//     whose latency is the client's CPU: doubling there would open hundreds of
+//     connections for nothing.
 //     When the pacer or the input is the bound, the requests out stay under the limit and
 //     it holds: it settles near rate × latency, not at --max-workers.
-//   - Above the floor by more than a share of it (the API queues our requests), the limit
-//     shrinks in proportion, never below half, to where the latency would be back in bounds.
+//   - Above the floor by more than a share of it (the API queues our requests) for two
+//     windows in a row, the limit shrinks in proportion, never below half, to where the
+//     latency would be back in bounds.
 //   - A timeout halves it: the API is overloaded or a request is lost.
-//   - Every probeEvery the limit halves for two windows, and the second one's latency is
-//     the new floor: an API that got slower for good is followed, and the floor never
-//     creeps up with our own queueing.
+//   - Every probeEvery the floor is measured again: an API that got slower for good is
+//     followed, and the floor never creeps up with our own queueing. With the limit in use
+//     it halves for two windows and the second one's latency is the new floor; with the
+//     limit not in use the requests out are not what makes the API queue, and the window's
+//     latency is the floor at no cost.
 //
 // 429s are the pacer's (pace.go): the rate is the API's grant, the limit only how many
 // requests it takes to reach it.
@@ -35,13 +41,15 @@ const (
 	windowMin     = 100 * time.Millisecond // a window lasts at least this and two floors
 	windowMax     = 2 * time.Second        // a window with too few answers closes anyway
 	windowAnswers = 16                     // answers a window needs for its latency to count
-	queueShare    = 0.25                   // latency above the floor by more than this share of it, or queueSlack, is queueing
+	queueShare    = 0.2                    // latency above the floor by more than this share of it, or queueSlack, is queueing
 	queueSlack    = 10 * time.Millisecond  // so that a fast API, whose latency grows with the client's CPU, is not judged queueing
 	nearFloor     = 0.25                   // below floor + this share of the allowance, the limit may grow
 	usedShare     = 0.8                    // the limit is in use when the mean requests out reach this share of it
 	growStep      = 0.25                   // growth per window after slow start
+	slowStartRise = 1.5                    // slow start ends once the latency is this many floors
 	timeoutCut    = 0.5                    // the limit after a window with a timeout, as a share
 	probeEvery    = 30 * time.Second       // how often the floor is measured again
+	queuedWindows = 2                      // windows in a row above the allowance before the limit shrinks
 )
 
 // The read-ahead of an adaptive run: autoAheadPer rows per place under the limit, and
@@ -80,6 +88,7 @@ type tuner struct {
 	max       float64       // --max-workers
 	floor     time.Duration // the API's latency when it does not queue; 0 before the first window
 	slowStart bool
+	queued    int // windows in a row whose latency was above the floor's allowance
 	phase     int
 	resume    float64   // the limit to go back to after a probe
 	lastProbe time.Time // when the floor was last measured
@@ -119,18 +128,34 @@ func (t *tuner) tune(w window) {
 	if t.floor == 0 || lat < t.floor {
 		t.floor = lat
 	}
+	used := float64(w.busy)/float64(max(w.elapsed, 1)) >= usedShare*t.limit
 	if w.end.Sub(t.lastProbe) >= probeEvery {
+		if !used {
+			// The requests out are under the limit (the pacer or the input is the bound):
+			// they are not what makes the API queue, and this window's latency is the floor.
+			t.floor, t.lastProbe = lat, w.end
+			return
+		}
 		t.phase, t.resume = probeDrain, t.limit
 		t.limit = max(1, t.limit/2)
 		return
 	}
 	allowed := t.floor + max(time.Duration(float64(t.floor)*queueShare), queueSlack)
-	used := float64(w.busy)/float64(max(w.elapsed, 1)) >= usedShare*t.limit
+	if lat <= allowed {
+		t.queued = 0
+	}
 	switch {
 	case lat > allowed:
+		// One window may be a pause of the client's own (a garbage collection), two in a
+		// row are the API queuing.
 		t.slowStart = false
-		t.limit = max(1, t.limit*max(0.5, float64(allowed)/float64(lat)))
+		if t.queued++; t.queued >= queuedWindows {
+			t.limit = max(1, t.limit*max(0.5, float64(allowed)/float64(lat)))
+		}
 	case used && lat <= t.floor+time.Duration(nearFloor*float64(allowed-t.floor)):
+		if t.slowStart && float64(lat) > slowStartRise*float64(t.floor) {
+			t.slowStart = false // the latency moved: from here on, grow by steps
+		}
 		if t.slowStart {
 			t.limit *= 2
 		} else {

@@ -55,12 +55,22 @@ func TestTuner(t *testing.T) {
 		{"latency rising with in-flight (capacity 40 at 50 ms): settles near 40", []step{
 			{capacity(40, 50*ms), 60, between(36, 64), "36 to 64 (latency at most 1.6 × the floor)"},
 		}},
+		{"a fast API whose latency is the client's CPU: slow start ends at 1.5 floors", []step{
+			// 1 ms plus 40 µs per request out: no queueing to speak of, but doubling on
+			// would reach 128 before the latency leaves the floor's band.
+			{func(i int, tn *tuner) window { return win(i, ms+time.Duration(tn.limit*40)*time.Microsecond, tn.limit) }, 20, between(60, 100), "60 to 100"},
+		}},
 		{"a timeout halves it", []step{
 			{full(20 * ms), 3, between(64, 64), "64"},
 			{func(i int, tn *tuner) window { w := win(i+3, 20*ms, tn.limit); w.timeouts = 1; return w }, 1, between(32, 32), "32"},
 		}},
 		{"too few answers: no change", []step{
 			{func(i int, tn *tuner) window { w := win(i, 500*ms, tn.limit); w.answers, w.busy = 3, 1500*ms; return w }, 10, between(8, 8), "8"},
+		}},
+		{"one slow window (a pause of the client's own) does not shrink it", []step{
+			{full(20 * ms), 3, between(64, 64), "64"},
+			{func(i int, tn *tuner) window { return win(i+3, 80*ms, tn.limit) }, 1, between(64, 64), "64"},
+			{func(i int, tn *tuner) window { return win(i+4, 20*ms, tn.limit) }, 1, between(80, 80), "80: grown by a quarter, slow start over"},
 		}},
 		{"recovery: queueing ends, the limit grows again", []step{
 			{full(20 * ms), 3, between(64, 64), "64"},
@@ -90,24 +100,33 @@ func TestTuner(t *testing.T) {
 	}
 }
 
-// A probe halves the limit for two windows and takes the second one's latency as the floor.
+// A probe halves the limit for two windows and takes the second one's latency as the floor;
+// with the limit not in use it takes the window's latency at once, at no cost.
 func TestTunerProbe(t *testing.T) {
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	// w is a window of 200 ms with out requests out on average, each taking lat.
+	w := func(end time.Time, out float64, lat time.Duration) window {
+		n := int64(out * 0.2 / lat.Seconds())
+		return window{end: end, elapsed: 200 * time.Millisecond, answers: n, busy: time.Duration(n) * lat}
+	}
 	tn := newTuner(512)
 	tn.slowStart = false
-	w := window{end: at, elapsed: 200 * time.Millisecond, answers: 100, busy: 100 * 50 * time.Millisecond}
-	tn.next(w) // the first window: floor 50 ms, the clock of probes starts
+	tn.next(w(at, 8, 50*time.Millisecond)) // the first window: floor 50 ms, the clock of probes starts
 	tn.limit = 100
-	w.end = at.Add(probeEvery)
-	if got := tn.next(w); got != 50 {
+	late := at.Add(probeEvery)
+	if got := tn.next(w(late, 100, 50*time.Millisecond)); got != 50 {
 		t.Fatalf("probe: limit %d, want 50", got)
 	}
-	w.busy = 100 * 500 * time.Millisecond // requests sent under the old limit: not counted
-	if got := tn.next(w); got != 50 || tn.floor != 50*time.Millisecond {
+	// Requests sent under the old limit: not counted.
+	if got := tn.next(w(late, 50, 500*time.Millisecond)); got != 50 || tn.floor != 50*time.Millisecond {
 		t.Fatalf("probe's first window: limit %d floor %s, want 50 and 50ms", got, tn.floor)
 	}
-	w.busy = 100 * 70 * time.Millisecond
-	if got := tn.next(w); got != 100 || tn.floor != 70*time.Millisecond {
+	if got := tn.next(w(late, 50, 70*time.Millisecond)); got != 100 || tn.floor != 70*time.Millisecond {
 		t.Fatalf("after the probe: limit %d floor %s, want 100 and 70ms", got, tn.floor)
+	}
+
+	// Paced: 30 requests out under a limit of 100. The next probe takes the latency as it is.
+	if got := tn.next(w(late.Add(probeEvery), 30, 90*time.Millisecond)); got != 100 || tn.floor != 90*time.Millisecond {
+		t.Fatalf("probe with the limit not in use: limit %d floor %s, want 100 and 90ms", got, tn.floor)
 	}
 }
