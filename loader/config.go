@@ -92,8 +92,9 @@ const DefaultMaxWorkers = 512
 // their queues together hold more rows than its read-ahead.
 const autoQueueDepth = 4
 
-// autoLanes is how many lanes the rows of an adaptive run are routed to: more than
-// DefaultMaxWorkers, so that with the limit at its cap the lanes are still not the bound.
+// autoLanes is how many lanes the rows of an adaptive run are routed to, or twice
+// --max-workers if that is more: so that with the limit at its cap the lanes are still
+// not the bound.
 // The rows of one profile share a lane; a lane sends one row at a time.
 const autoLanes = 1024
 
@@ -112,7 +113,7 @@ func shapeOf(cfg *Config) shape {
 		return shape{lanes: cfg.Workers, depth: queueDepth, limit: cfg.Workers, most: cfg.Workers,
 			ahead: func(limit int) int { return limit * readAhead }}
 	}
-	return shape{lanes: autoLanes, depth: autoQueueDepth, limit: min(initialLimit, cfg.MaxWorkers), most: cfg.MaxWorkers,
+	return shape{lanes: max(autoLanes, 2*cfg.MaxWorkers), depth: autoQueueDepth, limit: min(initialLimit, cfg.MaxWorkers), most: cfg.MaxWorkers,
 		ahead: autoAhead}
 }
 

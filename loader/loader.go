@@ -130,14 +130,18 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 	}
 	var readErr error
 	finished := make(chan struct{})
+	tuned := make(chan struct{})
 	if tuning != nil {
-		go tuning.watch(finished, inFlight, ring)
+		go func() { tuning.watch(finished, inFlight, ring); close(tuned) }()
+	} else {
+		close(tuned)
 	}
 	go func() {
 		readErr = g.Wait()
 		close(finished)
 	}()
 	recErr := rc.record(finished)
+	<-tuned // the tuner sets no limit after the run
 	for _, err := range []error{readErr, recErr} {
 		if err != nil {
 			st.haltCause(err) // unless an earlier cause halted the run

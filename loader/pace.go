@@ -98,13 +98,13 @@ type pacer struct {
 
 	pauseUntil atomic.Int64 // unix nanoseconds; no attempt starts before it
 	passed     atomic.Int64 // requests answered with something other than 429
-	limited    atomic.Int64 // 429s since the rate was last cut
 	start      time.Time
 	markAt     atomic.Int64 // unix nanoseconds of the latest mark, taken every markEvery
 
 	mu          sync.Mutex
 	lastLimited time.Time // when the rate last dropped on a 429
 	passedThen  int64     // passed at lastLimited
+	limited     int64     // 429s since lastLimited
 	mark, prev  passMark  // passed at the latest two marks: the rate the server let through lately
 	lastChange  atomic.Int64
 	slowed      atomic.Bool   // below the ceiling, or limited although the ceiling is none
@@ -207,7 +207,8 @@ func (p *pacer) rateLimited(now, sentAt time.Time) (slowed, storm bool) {
 		// Sent before the last cut: the overshoot that cut answered for, not a new one.
 		return false, false
 	}
-	limited := p.limited.Add(1)
+	p.limited++
+	limited := p.limited
 	passed := p.passed.Load()
 	storm = limited > stormMin && float64(limited) > stormShare*float64(passed-p.passedThen)
 	if !p.lastLimited.IsZero() && now.Sub(p.lastLimited) < decreaseEvery {
@@ -230,7 +231,7 @@ func (p *pacer) rateLimited(now, sentAt time.Time) (slowed, storm bool) {
 	}
 	p.setRate(now, slower(cur, served, minRate))
 	p.lastLimited, p.passedThen = now, passed
-	p.limited.Store(0)
+	p.limited = 0
 	p.lastChange.Store(now.UnixNano())
 	p.slowed.Store(true)
 	return true, storm

@@ -69,7 +69,7 @@ func (rc *recorder) record(finished <-chan struct{}) error {
 			n, err = rc.drain()
 		}
 		if err == nil && failed == nil && rc.unwritten > 0 {
-			if 2*rc.unwritten >= rc.ring.size() || 2*rc.unwrittenBytes >= rc.ring.max {
+			if 2*rc.unwritten >= rc.ring.rowsAllowed() || 2*rc.unwrittenBytes >= rc.ring.max {
 				err = write()
 			} else if later == nil {
 				later = time.After(writeEvery)
@@ -82,7 +82,7 @@ func (rc *recorder) record(finished <-chan struct{}) error {
 		if last {
 			return failed
 		}
-		if n < rc.ring.size()/4 && !rc.cfg.Validate {
+		if n < rc.ring.rowsAllowed()/4 && !rc.cfg.Validate {
 			// Let rows gather: the next drain finishes them in one go. A drain that found
 			// many means the ring binds, and the reader should not wait for it; nor
 			// should a validation, whose rows finish as fast as they are read.

@@ -58,6 +58,13 @@ func newRing(size, rows int, maxBytes int64) *ring {
 // size is how many rows the ring holds at most.
 func (g *ring) size() int { return len(g.slots) }
 
+// rowsAllowed is how many rows the ring may hold now (see setRows): what "half the
+// read-ahead" means for the recorder's writes.
+func (g *ring) rowsAllowed() int {
+	limit, _ := g.rows.limits()
+	return limit
+}
+
 // setRows changes how many rows the ring may hold to n, at most its size: the read-ahead
 // follows the in-flight limit. Rows read already stay.
 func (g *ring) setRows(n int) { g.rows.setLimit(min(n, len(g.slots))) }

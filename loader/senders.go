@@ -26,9 +26,9 @@ type senders struct {
 }
 
 // lane sends the rows of its lane q, numbered id, until q is closed and nothing is
-// parked. A row that must wait before its next attempt after an ambiguous failure is
-// parked with the rows of its profile behind it, and the lane goes on with other
-// profiles' rows meanwhile. After a halt it leaves the rows still queued or parked
+// parked. A row that must wait before its next attempt (after an ambiguous failure, or
+// a 429's Retry-After) is parked with the rows of its profile behind it, and the lane
+// goes on with other profiles' rows meanwhile. After a halt it leaves the rows still queued or parked
 // unsent: the checkpoint stays below them and the resume sends them.
 func (s *senders) lane(id int, q <-chan job) {
 	// A context of the lane's own: each request's timeout context registers with it, not
@@ -156,7 +156,8 @@ type sent struct {
 // send delivers one row, its requests under work (the lane's context, which the run's cut
 // ends), and does what the retry policy (policy.go) decides for each answer: finish the
 // row, wait and send it again, park it (after a failure the server may still apply, so
-// that its next attempt does not overlap the first), pause every lane, or stop the run.
+// that its next attempt does not overlap the first, or for a 429's Retry-After), pause
+// every lane, or stop the run.
 func (s *senders) send(work context.Context, id int, j *job) (sent, int) {
 	cfg, c, t, halt := s.cfg, s.cfg.Counters, &j.try, s.stops.halt
 	for {
@@ -188,6 +189,9 @@ func (s *senders) send(work context.Context, id int, j *job) (sent, int) {
 			if s.slowDown(now, sentAt, d.wait) {
 				continue // the pause holds every lane, this one included
 			}
+			// No storm: the row waits out its Retry-After parked, with its profile's later
+			// rows behind it, and the lane serves other profiles meanwhile.
+			return sent{until: now.Add(d.wait)}, parked
 		case park:
 			return sent{until: now.Add(d.wait)}, parked
 		}

@@ -21,8 +21,9 @@ import (
 //     (slow start), then grows by growStep per window. Slow start ends early on a fast API
 //     whose latency is the client's CPU: doubling there would open hundreds of
 //     connections for nothing.
-//     When the pacer or the input is the bound, the requests out stay under the limit and
-//     it holds: it settles near rate × latency, not at --max-workers.
+//   - When the pacer or the input is the bound, the requests out stay under the limit, and
+//     it drifts down by a tenth a window towards twice them: it settles near rate ×
+//     latency, not at --max-workers, and so does the read-ahead.
 //   - Above the floor by more than a share of it (the API queues our requests) for two
 //     windows in a row, the limit shrinks in proportion, never below half, to where the
 //     latency would be back in bounds.
@@ -39,14 +40,14 @@ const (
 	initialLimit  = 8                      // the limit a run starts with
 	tuneEvery     = 50 * time.Millisecond  // how often the tuner looks whether a window is over
 	windowMin     = 100 * time.Millisecond // a window lasts at least this and two floors
-	windowMax     = 2 * time.Second        // a window with too few answers closes anyway
-	windowAnswers = 16                     // answers a window needs for its latency to count
+	windowAnswers = 16                     // answers a window needs for its latency to count (see enough)
 	queueShare    = 0.2                    // latency above the floor by more than this share of it, or queueSlack, is queueing
 	queueSlack    = 10 * time.Millisecond  // so that a fast API, whose latency grows with the client's CPU, is not judged queueing
 	nearFloor     = 0.25                   // below floor + this share of the allowance, the limit may grow
 	usedShare     = 0.8                    // the limit is in use when the mean requests out reach this share of it
 	growStep      = 0.25                   // growth per window after slow start
 	slowStartRise = 1.5                    // slow start ends once the latency is this many floors
+	unusedDecay   = 0.9                    // a limit not in use drifts down by this share per window
 	timeoutCut    = 0.5                    // the limit after a window with a timeout, as a share
 	probeEvery    = 30 * time.Second       // how often the floor is measured again
 	queuedWindows = 2                      // windows in a row above the allowance before the limit shrinks
@@ -98,6 +99,11 @@ func newTuner(maxLimit int) *tuner {
 	return &tuner{limit: float64(min(initialLimit, maxLimit)), max: float64(maxLimit), slowStart: true}
 }
 
+// enough is how many answers a window needs to be judged: windowAnswers, or two per place
+// under a small limit, which a slow API answers fewer times a window. A window with fewer
+// goes on gathering.
+func (t *tuner) enough() int64 { return min(windowAnswers, max(2, 2*int64(t.limit))) }
+
 // windowLength is how long the current window must last before next may judge it.
 func (t *tuner) windowLength() time.Duration { return max(windowMin, 2*t.floor) }
 
@@ -110,7 +116,7 @@ func (t *tuner) next(w window) int {
 	case w.timeouts > 0:
 		t.slowStart, t.phase = false, tuning
 		t.limit = max(1, t.limit*timeoutCut)
-	case w.answers < windowAnswers:
+	case w.answers < t.enough():
 		// Too few answers to judge.
 	case t.phase == probeDrain:
 		t.phase = probeFloor
@@ -128,7 +134,8 @@ func (t *tuner) tune(w window) {
 	if t.floor == 0 || lat < t.floor {
 		t.floor = lat
 	}
-	used := float64(w.busy)/float64(max(w.elapsed, 1)) >= usedShare*t.limit
+	out := float64(w.busy) / float64(max(w.elapsed, 1)) // the mean requests out
+	used := out >= usedShare*t.limit
 	if w.end.Sub(t.lastProbe) >= probeEvery {
 		if !used {
 			// The requests out are under the limit (the pacer or the input is the bound):
@@ -152,7 +159,11 @@ func (t *tuner) tune(w window) {
 		if t.queued++; t.queued >= queuedWindows {
 			t.limit = max(1, t.limit*max(0.5, float64(allowed)/float64(lat)))
 		}
-	case used && lat <= t.floor+time.Duration(nearFloor*float64(allowed-t.floor)):
+	case !used:
+		// The pacer or the input is the bound: the limit drifts down towards twice the
+		// requests out, which leaves room for the rate to climb and bounds the read-ahead.
+		t.limit = max(t.limit*unusedDecay, 2*out, 1)
+	case lat <= t.floor+time.Duration(nearFloor*float64(allowed-t.floor)):
 		if t.slowStart && float64(lat) > slowStartRise*float64(t.floor) {
 			t.slowStart = false // the latency moved: from here on, grow by steps
 		}
@@ -192,12 +203,12 @@ func (s *samples) take(end time.Time, elapsed time.Duration) window {
 }
 
 // ready reports whether the window that began elapsed ago may be judged: it lasted long
-// enough and has enough answers, or it has a timeout, or it lasted windowMax.
+// enough and has enough answers, or it has a timeout.
 func (s *samples) ready(t *tuner, elapsed time.Duration) bool {
 	if elapsed < t.windowLength() {
 		return false
 	}
-	return s.answers.Load() >= windowAnswers || s.timeouts.Load() > 0 || elapsed >= windowMax
+	return s.answers.Load() >= t.enough() || s.timeouts.Load() > 0
 }
 
 // adaptive is the tuner at work in a run: the senders feed its samples, and watch moves

@@ -1,8 +1,13 @@
 package loader
 
 import (
+	"context"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"cdpload/sink"
 )
 
 // TestTuner drives the adaptive limit through windows of samples, as a pure function: no
@@ -50,7 +55,15 @@ func TestTuner(t *testing.T) {
 			{func(i int, tn *tuner) window { return win(i, 100*ms, tn.limit/2) }, 20, between(8, 8), "8"},
 		}},
 		{"paced at 1000/s with 100 ms: settles near rate × latency", []step{
-			{func(i int, tn *tuner) window { return win(i, 100*ms, min(tn.limit, 100)) }, 20, between(100, 128), "100 to 128"},
+			{func(i int, tn *tuner) window { return win(i, 100*ms, min(tn.limit, 100)) }, 20, between(100, 200), "100 to 200"},
+		}},
+		{"paced after a start-up burst grew it to 256: it comes back down to twice the requests out", []step{
+			{full(100 * ms), 5, between(256, 256), "256"},
+			{func(i int, tn *tuner) window { return win(i+5, 100*ms, 100) }, 20, between(200, 210), "about 200"},
+		}},
+		{"a slow API at a limit of 1: windows gather answers until they can be judged", []step{
+			{func(i int, tn *tuner) window { w := win(i, 300*ms, tn.limit); w.timeouts = 1; return w }, 3, between(1, 1), "1"},
+			{func(i int, tn *tuner) window { return win(i+3, 300*ms, tn.limit) }, 5, between(4, 512), "grown"},
 		}},
 		{"latency rising with in-flight (capacity 40 at 50 ms): settles near 40", []step{
 			{capacity(40, 50*ms), 60, between(36, 64), "36 to 64 (latency at most 1.6 × the floor)"},
@@ -64,7 +77,7 @@ func TestTuner(t *testing.T) {
 			{full(20 * ms), 3, between(64, 64), "64"},
 			{func(i int, tn *tuner) window { w := win(i+3, 20*ms, tn.limit); w.timeouts = 1; return w }, 1, between(32, 32), "32"},
 		}},
-		{"too few answers: no change", []step{
+		{"too few answers (under 16, or two per place): no change", []step{
 			{func(i int, tn *tuner) window { w := win(i, 500*ms, tn.limit); w.answers, w.busy = 3, 1500*ms; return w }, 10, between(8, 8), "8"},
 		}},
 		{"one slow window (a pause of the client's own) does not shrink it", []step{
@@ -128,5 +141,56 @@ func TestTunerProbe(t *testing.T) {
 	// Paced: 30 requests out under a limit of 100. The next probe takes the latency as it is.
 	if got := tn.next(w(late.Add(probeEvery), 30, 90*time.Millisecond)); got != 100 || tn.floor != 90*time.Millisecond {
 		t.Fatalf("probe with the limit not in use: limit %d floor %s, want 100 and 90ms", got, tn.floor)
+	}
+}
+
+// A run with the adaptive pool against a sender whose latency grows with the requests out
+// (8 at once in 1 ms, the rest queue): every row is finished once, the tuner moves the
+// limit, and the read-ahead follows it.
+func TestRunAdaptive(t *testing.T) {
+	var out atomic.Int64
+	s := &fakeSender{upsert: func(string) sink.Result {
+		n := out.Add(1)
+		defer out.Add(-1)
+		time.Sleep(time.Millisecond * time.Duration(1+n/8))
+		return accepted("")
+	}}
+	cfg, bad := testConfig(t, 6000, s)
+	cfg.Workers, cfg.MaxWorkers = 0, 64
+	limits := map[int64]bool{}
+	var mu sync.Mutex
+	cfg.Counters = &Counters{}
+	stop := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+				mu.Lock()
+				limits[cfg.Counters.InFlightLimit.Load()] = true
+				mu.Unlock()
+			}
+		}
+	}()
+	sum, err := Run(context.Background(), cfg)
+	close(stop)
+	<-watched
+	if err != nil || sum.Accepted != int64(6000-len(bad)) || sum.Rejected != int64(len(bad)) || s.calls.Load() != sum.Accepted {
+		t.Fatalf("err %v, accepted %d, rejected %d, calls %d; want %d accepted, %d rejected (unsent), one call each",
+			err, sum.Accepted, sum.Rejected, s.calls.Load(), 6000-len(bad), len(bad))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	delete(limits, 0)
+	if len(limits) < 2 {
+		t.Errorf("the in-flight limit took the values %v during the run: it never moved", limits)
+	}
+	for l := range limits {
+		if l > 64 {
+			t.Errorf("in-flight limit %d over --max-workers 64", l)
+		}
 	}
 }

@@ -20,7 +20,7 @@ type wideFile struct {
 	fill         byte // the widest field's bytes: 'x', or 0x01, which takes 6 bytes in JSON
 	wantAccepted int
 	// cronJob runs it as examples/k8s/cronjob.yaml does (32 workers, --skip-unchanged),
-	// else with the default flags and 8 workers.
+	// else with the default flags (--workers auto).
 	cronJob bool
 	maxMiB  float64 // the peak RSS the run must stay under
 }
@@ -64,7 +64,7 @@ func runWide(ctx context.Context, work, cdpload, base string, logf func(string, 
 		if err := writeWide(path, wf); err != nil {
 			return nil, fmt.Errorf("generating %s: %w", filepath.Base(path), err)
 		}
-		spec := loaderSpec{cdpload: cdpload, work: work, baseURL: base, token: benchToken, file: path, workers: 8}
+		spec := loaderSpec{cdpload: cdpload, work: work, baseURL: base, token: benchToken, file: path}
 		if wf.cronJob {
 			state, err := os.MkdirTemp(work, "wide-state-")
 			if err != nil {

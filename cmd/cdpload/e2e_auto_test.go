@@ -49,9 +49,9 @@ func (a *arrivals) wrap(h http.Handler) http.Handler {
 	})
 }
 
-// With the default --workers auto, against an API that serves 8 upserts at once so that
-// its latency grows with the load and the limit moves, a file of 40 profiles updated 75
-// times each, interleaved: every profile's upserts reach the API one at a time and in file
+// With the default --workers auto, against an API that serves 8 upserts at once, so that
+// its latency grows with the load, a file of 40 profiles updated 75 times each,
+// interleaved: every profile's upserts reach the API one at a time and in file
 // order, each profile ends as its last row says, and the summary shows the limit.
 func TestAutoWorkersKeepEachProfilesOrder(t *testing.T) {
 	const profiles, updates = 40, 75

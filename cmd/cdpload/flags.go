@@ -42,6 +42,7 @@ type options struct {
 	burst         int
 	workers       workersFlag // 0 is auto
 	maxWorkers    int
+	maxWorkersSet bool // --max-workers given, which a fixed --workers makes meaningless
 	maxRetries    int
 	maxRetryAfter time.Duration
 	outageTimeout time.Duration
@@ -100,7 +101,7 @@ func newFlagSet(cmd string, o *options, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.nullValue, "null-value", "", "CSV cell text that means null (clear the field), e.g. --null-value '\\N'")
 	fs.Float64Var(&o.rate, "rate", 50, "requests per second over all workers, retries included; 0 is unlimited, e.g. --rate 200")
 	fs.IntVar(&o.burst, "burst", 0, "requests allowed above --rate in a burst (default: a tenth of --rate, at least 1), e.g. --burst 20")
-	fs.Var(&o.workers, "workers", "concurrent requests: auto finds how many reach --rate from the API's latency while the run lasts, up to --max-workers; a number fixes them, e.g. --workers 32 (default auto)")
+	fs.Var(&o.workers, "workers", "concurrent requests: auto finds how many reach --rate from the API's latency while the run lasts, up to --max-workers; a number fixes them, e.g. --workers 32")
 	fs.IntVar(&o.maxWorkers, "max-workers", loader.DefaultMaxWorkers, "with --workers auto, the most concurrent requests it may reach, e.g. --max-workers 128")
 	fs.IntVar(&o.maxRetries, "max-retries", 5, "retries of a row after a 5xx, a timeout or a reset, before it is rejected, e.g. --max-retries 8")
 	fs.DurationVar(&o.maxRetryAfter, "max-retry-after", 5*time.Minute, "longest pause a 429's Retry-After may impose, e.g. --max-retry-after 1m")
@@ -216,7 +217,8 @@ func parseFlags(cmd string, args []string, out io.Writer, getenv func(string) st
 	if envErr != nil {
 		return nil, envErr
 	}
-	name := func(flag string) string { // where a flag's value came from, for a message
+	fs.Visit(func(f *flag.Flag) { o.maxWorkersSet = o.maxWorkersSet || f.Name == "max-workers" }) // by flag or environment
+	name := func(flag string) string {                                                            // where a flag's value came from, for a message
 		if set[flag] {
 			return "--" + flag
 		}
@@ -277,7 +279,7 @@ func (o *options) check() error {
 		return bad("--rejects names one file's rejects; with several inputs or a prefix use --state-dir")
 	case o.maxWorkers < 1 || o.maxWorkers > maxWorkersLimit:
 		return bad("--max-workers must be from 1 to %d, not %d", maxWorkersLimit, o.maxWorkers)
-	case o.workers > 0 && o.maxWorkers != loader.DefaultMaxWorkers:
+	case o.workers > 0 && o.maxWorkersSet:
 		return bad("--max-workers caps --workers auto; with --workers %d it has no effect: give one or the other", o.workers)
 	case !(o.rate >= 0) || math.IsInf(o.rate, 1):
 		return bad("--rate must be 0 (unlimited) or a positive number, not %g", o.rate)

@@ -48,6 +48,8 @@ func TestParseFlagsErrors(t *testing.T) {
 		{[]string{"--workers", "1025", "a.csv"}, nil, "--workers must be auto or a number from 1 to 1024"},
 		{[]string{"--max-workers", "0", "a.csv"}, nil, "--max-workers must be from 1 to 1024, not 0"},
 		{[]string{"--workers", "8", "--max-workers", "64", "a.csv"}, nil, "--max-workers caps --workers auto; with --workers 8 it has no effect"},
+		{[]string{"--workers", "8", "--max-workers", "512", "a.csv"}, nil, "--max-workers caps --workers auto; with --workers 8 it has no effect"},
+		{[]string{"--workers", "8", "a.csv"}, map[string]string{"CDPLOAD_MAX_WORKERS": "64"}, "--max-workers caps --workers auto"},
 		{[]string{"--rate", "NaN", "a.csv"}, nil, "--rate"},
 		{[]string{"--rate", "+Inf", "a.csv"}, nil, "--rate"},
 		{[]string{"--delimiter", "ab", "a.csv"}, nil, "--delimiter"},
