@@ -277,3 +277,35 @@ func TestPacerEchoesOfACut(t *testing.T) {
 		t.Fatalf("limit %g, want 950 (one cut of 5%%)", got)
 	}
 }
+
+// A storm is more than five 429s since the last cut, and more than 5% of the answers
+// since then (docs/design.md); fewer are the edge of the server's bucket.
+func TestPacerStorm(t *testing.T) {
+	for _, tc := range []struct {
+		answers, limited int // after the cut
+		storm            bool
+	}{
+		{1000, 5, false},  // five: never a storm
+		{0, 6, true},      // six and no answer
+		{100, 6, true},    // six of 100 answers
+		{1000, 6, false},  // six of 1,000: under 5%
+		{1000, 40, false}, // 40 of 1,000: 4%
+		{1000, 51, true},  // 51 of 1,000
+	} {
+		p := newPacer(1000, 100)
+		now := time.Now()
+		if slowed, storm := p.rateLimited(now, now); !slowed || storm {
+			t.Fatalf("the first 429: slowed %v, storm %v; want a cut and no storm", slowed, storm)
+		}
+		for range tc.answers {
+			p.answered(now)
+		}
+		var storm bool
+		for range tc.limited {
+			_, storm = p.rateLimited(now, now)
+		}
+		if storm != tc.storm {
+			t.Errorf("%d 429s and %d answers since the cut: storm %v, want %v", tc.limited, tc.answers, storm, tc.storm)
+		}
+	}
+}

@@ -55,9 +55,6 @@ func newRing(size, rows int, maxBytes int64) *ring {
 	}
 }
 
-// size is how many rows the ring holds at most.
-func (g *ring) size() int { return len(g.slots) }
-
 // rowsAllowed is how many rows the ring may hold now (see setRows): what "half the
 // read-ahead" means for the recorder's writes.
 func (g *ring) rowsAllowed() int {

@@ -162,7 +162,7 @@ func (t *tuner) tune(w window) {
 	case !used:
 		// The pacer or the input is the bound: the limit drifts down towards twice the
 		// requests out, which leaves room for the rate to climb and bounds the read-ahead.
-		t.limit = max(t.limit*unusedDecay, 2*out, 1)
+		t.limit = max(min(t.limit, max(t.limit*unusedDecay, 2*out)), 1)
 	case lat <= t.floor+time.Duration(nearFloor*float64(allowed-t.floor)):
 		if t.slowStart && float64(lat) > slowStartRise*float64(t.floor) {
 			t.slowStart = false // the latency moved: from here on, grow by steps

@@ -61,6 +61,10 @@ func TestTuner(t *testing.T) {
 			{full(100 * ms), 5, between(256, 256), "256"},
 			{func(i int, tn *tuner) window { return win(i+5, 100*ms, 100) }, 20, between(200, 210), "about 200"},
 		}},
+		{"paced at the cap with 300 ms: twice the requests out is over the limit, which stays at the cap", []step{
+			{full(300 * ms), 7, between(512, 512), "512"},
+			{func(i int, tn *tuner) window { return win(i+7, 300*ms, 300) }, 10, between(512, 512), "512"},
+		}},
 		{"a slow API at a limit of 1: windows gather answers until they can be judged", []step{
 			{func(i int, tn *tuner) window { w := win(i, 300*ms, tn.limit); w.timeouts = 1; return w }, 3, between(1, 1), "1"},
 			{func(i int, tn *tuner) window { return win(i+3, 300*ms, tn.limit) }, 5, between(4, 512), "grown"},
@@ -192,5 +196,28 @@ func TestRunAdaptive(t *testing.T) {
 		if l > 64 {
 			t.Errorf("in-flight limit %d over --max-workers 64", l)
 		}
+	}
+}
+
+// The pool's shape and the read-ahead the docs promise (README, docs/checkpoint-and-rejects.md):
+// a fixed pool reads 64 rows ahead per worker; auto 16 per place under its limit, at least
+// 1,024 (up to a limit of 64), 4,800 at 300, 8,192 at --max-workers 512, never more than
+// its ring; lanes are 1,024 or twice --max-workers.
+func TestShapeOf(t *testing.T) {
+	fixed := shapeOf(&Config{Workers: 32, MaxWorkers: DefaultMaxWorkers})
+	if fixed.lanes != 32 || fixed.limit != 32 || fixed.ahead(fixed.most) != 2048 {
+		t.Errorf("--workers 32: %d lanes, limit %d, read-ahead %d; want 32, 32, 2,048", fixed.lanes, fixed.limit, fixed.ahead(fixed.most))
+	}
+	auto := shapeOf(&Config{MaxWorkers: DefaultMaxWorkers})
+	for limit, want := range map[int]int{8: 1024, 64: 1024, 300: 4800, 512: 8192} {
+		if got := auto.ahead(limit); got != want {
+			t.Errorf("auto at a limit of %d: read-ahead %d, want %d", limit, got, want)
+		}
+	}
+	if auto.lanes != 1024 || auto.limit != initialLimit || auto.ahead(auto.most) != 8192 {
+		t.Errorf("auto: %d lanes, limit %d, ring of %d; want 1,024, %d, 8,192", auto.lanes, auto.limit, auto.ahead(auto.most), initialLimit)
+	}
+	if big := shapeOf(&Config{MaxWorkers: 1024}); big.lanes != 2048 {
+		t.Errorf("--max-workers 1024: %d lanes, want 2,048", big.lanes)
 	}
 }

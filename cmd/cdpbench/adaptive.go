@@ -120,41 +120,26 @@ func runAdaptiveCase(ctx context.Context, name string, cfg cdpemu.Config, limit,
 	// Two snapshots of the emulator's counts: adaptiveSettle after the start, and as long
 	// before the end of a run at the limit: the figures are the steady state between them,
 	// without the start-up and the last rows.
-	var snaps [2]cdpemu.Stats
-	var at [2]time.Time
-	var taken [2]chan struct{}
-	var timers [2]*time.Timer
+	snaps := newStatsAt(emu, adaptiveSettle, time.Duration(seconds*float64(time.Second))-adaptiveSettle)
 	spec := loaderSpec{cdpload: cdpload, work: work, baseURL: base, token: benchToken, file: path, rate: rate,
-		onStart: func(began time.Time) {
-			for i, d := range []time.Duration{adaptiveSettle, time.Duration(seconds*float64(time.Second)) - adaptiveSettle} {
-				taken[i] = make(chan struct{})
-				timers[i] = time.AfterFunc(time.Until(began.Add(d)), func() {
-					snaps[i], at[i] = emu.Stats(), time.Now()
-					close(taken[i])
-				})
-			}
-		}}
+		onStart: snaps.start}
 	x, err := execLoader(ctx, spec)
-	for i, t := range timers {
-		if t != nil && !t.Stop() {
-			<-taken[i]
-		}
-	}
+	snaps.wait()
 	if err != nil {
 		return nil, err
 	}
 	if x.exitErr != nil {
 		return nil, fmt.Errorf("cdpload load: %v (status %s): %s", x.exitErr, x.sum.Status, x.stderr)
 	}
-	if at[1].IsZero() {
+	if snaps.at[1].IsZero() {
 		return nil, fmt.Errorf("the run ended within %gs, before its second snapshot: the loader went faster than the limit", seconds-adaptiveSettle.Seconds())
 	}
 	s := x.sum
 	r := &adaptiveRun{Case: name, Limit: limit, Rate: rate, Rows: int64(n), Accepted: s.Accepted, Rejected: s.Rejected,
 		Retries: s.Retries, P95: s.LatencyP95, InFlightLimit: s.InFlightLimit, Timeouts: emu.Stats().Abandoned}
-	applied := snaps[1].UpsertsApplied - snaps[0].UpsertsApplied
-	r.Goodput = float64(applied) / at[1].Sub(at[0]).Seconds() / limit
-	r.Share429, _, _ = share429(snaps[0], snaps[1])
+	first, last := snaps.stats[0], snaps.stats[1]
+	r.Goodput = float64(last.UpsertsApplied-first.UpsertsApplied) / snaps.at[1].Sub(snaps.at[0]).Seconds() / limit
+	r.Share429, _, _ = share429(first, last)
 	if math.IsNaN(r.Share429) {
 		r.Share429 = 0
 	}

@@ -107,6 +107,44 @@ func share429(before, after cdpemu.Stats) (share float64, requests, tooMany int6
 	return float64(tooMany) / float64(requests), requests, tooMany
 }
 
+// statsAt takes an emulator's Stats at given times after a loader process starts: start
+// is the loaderSpec's onStart, and wait, once the process exited, stops the snapshots not
+// yet taken. A snapshot not taken keeps a zero time in at.
+type statsAt struct {
+	emu     *cdpemu.Server
+	offsets []time.Duration
+	stats   []cdpemu.Stats
+	at      []time.Time
+	timers  []*time.Timer
+	taken   []chan struct{}
+}
+
+func newStatsAt(emu *cdpemu.Server, offsets ...time.Duration) *statsAt {
+	n := len(offsets)
+	return &statsAt{emu: emu, offsets: offsets, stats: make([]cdpemu.Stats, n), at: make([]time.Time, n),
+		timers: make([]*time.Timer, n), taken: make([]chan struct{}, n)}
+}
+
+// start arms a timer per offset from began.
+func (s *statsAt) start(began time.Time) {
+	for i, d := range s.offsets {
+		s.taken[i] = make(chan struct{})
+		s.timers[i] = time.AfterFunc(time.Until(began.Add(d)), func() {
+			s.stats[i], s.at[i] = s.emu.Stats(), time.Now()
+			close(s.taken[i])
+		})
+	}
+}
+
+// wait stops the timers not fired and waits for those firing.
+func (s *statsAt) wait() {
+	for i, t := range s.timers {
+		if t != nil && !t.Stop() {
+			<-s.taken[i]
+		}
+	}
+}
+
 // serveEmulator serves h on a loopback port and returns the API's base URL and a function
 // that stops the server.
 func serveEmulator(h http.Handler) (base string, stop func(), err error) {
@@ -144,23 +182,11 @@ func runLimited(ctx context.Context, o *options, work, cdpload string, logf func
 	defer os.Remove(path)
 	logf("limited server: %d rows at --rate %d, %d workers, server limit %g/s", n, limitAsk, limitWorkers, o.limitRate)
 
-	var settled cdpemu.Stats
-	took := make(chan struct{})
-	var timer *time.Timer
+	snaps := newStatsAt(emu, limitSettle)
 	spec := loaderSpec{cdpload: cdpload, work: work, baseURL: base, token: benchToken, file: path,
-		workers: limitWorkers, rate: limitAsk,
-		onStart: func(time.Time) {
-			timer = time.AfterFunc(limitSettle, func() {
-				settled = emu.Stats()
-				close(took)
-			})
-		}}
+		workers: limitWorkers, rate: limitAsk, onStart: snaps.start}
 	x, err := execLoader(ctx, spec)
-	fired := false
-	if timer != nil && !timer.Stop() {
-		<-took
-		fired = true
-	}
+	snaps.wait()
 	end := emu.Stats()
 	if err != nil {
 		return nil, err
@@ -174,8 +200,8 @@ func runLimited(ctx context.Context, o *options, work, cdpload string, logf func
 	if s.Seconds > 0 {
 		l.Goodput = float64(s.Accepted) / s.Seconds / o.limitRate
 	}
-	if fired {
-		share, req, tooMany := share429(settled, end)
+	if !snaps.at[0].IsZero() {
+		share, req, tooMany := share429(snaps.stats[0], end)
 		l.Requests, l.TooMany = req, tooMany
 		if !math.IsNaN(share) {
 			l.Share429 = &share
